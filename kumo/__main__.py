@@ -1,0 +1,3 @@
+from kumo.runtime.cli import main
+
+main()

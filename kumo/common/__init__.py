@@ -1,0 +1,1 @@
+"""The shared kernel every kumo service stands on. Imports no service."""

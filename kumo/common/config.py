@@ -1,0 +1,119 @@
+"""One settings object for the whole of kumo.
+
+Values come, lowest priority first, from the defaults below, a TOML file
+(``<data_dir>/kumo.toml`` or ``--config``), ``KUMO_*`` environment variables
+(nested with ``__``, e.g. ``KUMO_IDENTITY__TOKEN_EXPIRATION=600``) and finally
+explicit overrides (command-line flags). Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kumo"
+
+
+class DatabaseSettings(BaseModel):
+    # Empty: one embedded SQLite file per service in the data dir.
+    # Otherwise a SQLAlchemy URL shared by every service (each owns its tables),
+    # e.g. postgresql+psycopg://kumo:secret@db/kumo
+    url: str = ""
+    echo: bool = False
+
+
+class IdentitySettings(BaseModel):
+    token_expiration: int = Field(3600, ge=60, description="token lifetime in seconds")
+    password_hash_algorithm: str = Field("bcrypt", pattern="^bcrypt$")
+    password_hash_rounds: int = Field(12, ge=4, le=31)
+    max_active_keys: int = Field(3, ge=2)
+    allow_expired_window: int = 172800
+    # Bootstrap values, used on the first start only.
+    admin_password: str = ""
+    demo_password: str = ""
+    region: str = "RegionOne"
+
+
+class AuthSettings(BaseModel):
+    # How long another service trusts a validated token before asking identity
+    # again; revocations reach in-process services immediately regardless.
+    token_cache_seconds: float = 300.0
+    revocation_poll_seconds: float = 2.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KUMO_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 5100
+    public_url: str = ""  # defaults to http://host:port
+    identity_url: str = ""  # where identity answers; defaults to <public_url>/identity
+    workers: int = 1
+    log_level: str = "info"
+    database: DatabaseSettings = DatabaseSettings()
+    identity: IdentitySettings = IdentitySettings()
+    auth: AuthSettings = AuthSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def database_url(self, service: str) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_dir / (service + '.db')}"
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Build the settings: file, then environment, then ``overrides`` (None values ignored)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        _TomlSource.path = Path(config_file) if config_file else None
+        try:
+            return cls(**clean)
+        finally:
+            _TomlSource.path = None
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    path: Path | None = None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = self.path
+        if path is None:
+            data_dir = os.environ.get("KUMO_DATA_DIR")
+            candidate = Path(data_dir) if data_dir else default_data_dir()
+            path = candidate / "kumo.toml"
+        if not path.is_file():
+            return {}
+        with path.open("rb") as fh:
+            return tomllib.load(fh)

@@ -1,0 +1,7 @@
+"""Identity API: users."""
+
+from __future__ import annotations
+
+from kumo.common.asgi import API
+
+api = API()

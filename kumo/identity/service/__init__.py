@@ -1,0 +1,1 @@
+"""Identity's domain logic: no HTTP types here."""

@@ -1,0 +1,1 @@
+"""Composition roots: all-in-one, isolated, per-service, and the ``kumo`` CLI."""

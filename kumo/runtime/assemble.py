@@ -1,0 +1,85 @@
+"""Assemble services into one ASGI app (all-in-one) or serve a chosen few."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from kumo.common.auth import Invalidation
+from kumo.common.config import Settings
+from kumo.common.service import Runtime, ServiceSpec
+from kumo.runtime import credentials
+from kumo.runtime.services import all_services, by_name
+
+
+def make_runtime(settings: Settings, services: list[ServiceSpec], identity_url: str | None = None) -> Runtime:
+    base = settings.base_url
+    return Runtime(
+        settings=settings,
+        base_url=base,
+        identity_url=identity_url or settings.identity_url or f"{base}/identity",
+        invalidation=Invalidation(),
+        extras={"endpoints": [(e.type, e.name, base + e.path) for s in services for e in s.catalog]},
+    )
+
+
+def prepare(settings: Settings, services: list[ServiceSpec]) -> Runtime:
+    """One-time start-up work: credentials, migrations, bootstrap, client config files."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    runtime = make_runtime(settings, services)
+    admin_pw = credentials.password(settings.data_dir, "admin", settings.identity.admin_password)
+    demo_pw = credentials.password(settings.data_dir, "demo", settings.identity.demo_password)
+    runtime.extras["bootstrap"] = {"admin_password": admin_pw, "demo_password": demo_pw}
+    for service in services:
+        if service.prepare is not None:
+            service.prepare(runtime)
+    if any(s.name == "identity" for s in services):
+        credentials.write_client_config(
+            settings.data_dir, runtime.identity_url + "/v3", admin_pw, demo_pw, settings.identity.region
+        )
+    return runtime
+
+
+def build_app(settings: Settings, services: list[ServiceSpec]) -> Starlette:
+    """One ASGI app serving ``services`` under their path prefixes."""
+    runtime = make_runtime(settings, services)
+    apps: list[tuple[ServiceSpec, Any]] = []
+    for service in services:  # identity first: the others validate tokens through it
+        app = service.create_app(runtime)
+        if service.name == "identity":
+            runtime.identity_transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        apps.append((service, app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for _service, app in apps:
+                await stack.enter_async_context(app.starlette.router.lifespan_context(app.starlette))
+            yield
+
+    async def root(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "name": "kumo",
+                "services": {s.name: str(request.base_url).rstrip("/") + s.prefix for s, _ in apps},
+            }
+        )
+
+    routes: list[Any] = [Route("/", root)]
+    routes += [Mount(service.prefix, app=app) for service, app in apps]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for worker processes: settings from the environment the parent set."""
+    settings = Settings.load(os.environ.get("KUMO_CONFIG_FILE") or None)
+    names = [n for n in os.environ.get("KUMO_SERVICES", "").split(",") if n]
+    return build_app(settings, by_name(names) if names else all_services())

@@ -1,0 +1,125 @@
+"""The ``kumo`` command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from kumo import __version__
+from kumo.common.config import Settings
+
+app = typer.Typer(help="kumo: an OpenStack-compatible cloud.", no_args_is_help=True, add_completion=False)
+identity_app = typer.Typer(help="Identity administration.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", envvar="KUMO_DATA_DIR", help="Where kumo keeps its state.")
+]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default <data-dir>/kumo.toml).")]
+Host = Annotated[str | None, typer.Option("--host", help="Address to listen on.")]
+Port = Annotated[int | None, typer.Option("--port", help="Port to listen on.")]
+
+
+def load_settings(config: Path | None, data_dir: Path | None, **overrides) -> tuple[Settings, str | None]:  # type: ignore[no-untyped-def]
+    if config is None and data_dir is not None and (data_dir / "kumo.toml").is_file():
+        config = data_dir / "kumo.toml"
+    settings = Settings.load(config, data_dir=data_dir, **overrides)
+    if overrides.get("admin_password"):
+        settings.identity.admin_password = overrides["admin_password"]
+    return settings, str(config) if config else None
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    host: Host = None,
+    port: Port = None,
+    admin_password: Annotated[
+        str | None, typer.Option("--admin-password", envvar="KUMO_ADMIN_PASSWORD", help="Admin password on first start.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (all-in-one).")] = None,
+    isolated: Annotated[bool, typer.Option("--isolated", help="One process per service, restarted when it dies.")] = False,
+) -> None:
+    """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
+    from kumo.runtime import assemble, server, supervisor
+    from kumo.runtime.services import all_services
+
+    started = time.monotonic()
+    settings, config_file = load_settings(config, data_dir, host=host, port=port, workers=workers, admin_password=admin_password)
+    services = all_services()
+    runtime = assemble.prepare(settings, services)
+
+    def ready() -> None:
+        _print_ready(settings, runtime.identity_url, time.monotonic() - started, isolated)
+
+    if isolated:
+        ready()
+        raise typer.Exit(supervisor.supervise(settings, services, console, config_file))
+    server.serve(settings, services, on_ready=ready, config_file=config_file)
+
+
+@app.command()
+def serve(
+    services: Annotated[list[str], typer.Argument(help="Services to serve in this process, e.g. identity.")],
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    host: Host = None,
+    port: Port = None,
+    identity_url: Annotated[str | None, typer.Option("--identity-url", help="Where identity answers.")] = None,
+    no_prepare: Annotated[bool, typer.Option("--no-prepare", help="Skip migrations and bootstrap.")] = False,
+) -> None:
+    """Serve chosen services (the building block of split deployments)."""
+    from kumo.runtime import assemble, server
+    from kumo.runtime.services import by_name
+
+    settings, config_file = load_settings(config, data_dir, host=host, port=port, identity_url=identity_url)
+    specs = by_name(services)
+    if not no_prepare:
+        assemble.prepare(settings, specs)
+    server.serve(settings, specs, config_file=config_file)
+
+
+@identity_app.command("rotate-keys")
+def rotate_keys(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Rotate the Fernet token keys (staged -> primary; a new staged key)."""
+    from kumo.identity.tokens import KeyRepository
+
+    settings, _ = load_settings(config, data_dir)
+    repo = KeyRepository(settings.data_dir / "fernet-keys", settings.identity.max_active_keys)
+    indexes = repo.rotate()
+    console.print(f"keys now: {indexes} (primary {max(indexes)}, staged 0)")
+
+
+@app.command()
+def version() -> None:
+    """Print kumo's version."""
+    typer.echo(__version__)
+
+
+def _print_ready(settings: Settings, identity_url: str, elapsed: float, isolated: bool) -> None:
+    d = settings.data_dir
+    lines = [
+        f"[bold]kumo is ready[/] in {elapsed:.1f}s{' (isolated: one process per service)' if isolated else ''}",
+        f"cloud:      {settings.base_url}",
+        f"identity:   {identity_url}/v3",
+        f"data dir:   {d}",
+        f"admin:      user [bold]admin[/], password in {d / 'admin-password'}",
+        f"member:     user [bold]demo[/] (project demo), password in {d / 'demo-password'}",
+        "",
+        "use it:",
+        f"  export OS_CLIENT_CONFIG_FILE={d / 'clouds.yaml'}",
+        "  openstack --os-cloud kumo-admin token issue     # or kumo / kumo-system-admin",
+        f"  source {d / 'openrc'}                            # shell users",
+    ]
+    console.print(Panel("\n".join(lines), title="kumo", expand=False))
+
+
+def main() -> None:
+    app()
