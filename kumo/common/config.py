@@ -49,6 +49,33 @@ class AuthSettings(BaseModel):
     revocation_poll_seconds: float = 2.0
 
 
+class ImageSettings(BaseModel):
+    # Where image data lives: "file" keeps it under <data_dir>/images.
+    store: str = Field("file", pattern="^file$")
+    # Per-project quotas (like Glance's unified limits); -1 means unlimited.
+    image_count_total: int = -1  # images a project may own
+    image_size_total: int = -1  # bytes of image data a project may store
+    image_stage_total: int = -1  # bytes a project may have staged for import
+    image_count_uploading: int = -1  # images a project may upload or stage at once
+    limit_param_default: int = 25  # page size of GET /v2/images without limit
+    api_limit_max: int = 1000
+
+
+class ComputeSettings(BaseModel):
+    # Virt driver of the compute agent: "fake" (in-memory, API-only) until the qemu driver lands.
+    driver: str = "fake"
+    host: str = ""  # this node's compute host name; defaults to the machine's hostname
+    run_agent: bool = True  # all-in-one: run the compute agent in-process
+    cpu_allocation_ratio: float = 16.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+    weigher: str = Field("spread", pattern="^(spread|pack)$")
+    service_down_time: int = 60  # seconds without a heartbeat before a service shows "down"
+    heartbeat_interval: float = 10.0
+    max_user_data_bytes: int = 65535
+    agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KUMO_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -64,6 +91,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     identity: IdentitySettings = IdentitySettings()
     auth: AuthSettings = AuthSettings()
+    image: ImageSettings = ImageSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -92,6 +92,8 @@ class Database:
                 try:
                     yield session
                 finally:
+                    # Detach what was read so it stays usable after the transaction ends.
+                    session.expunge_all()
                     session.rollback()
                     conn.info["write"] = True
 

@@ -20,7 +20,9 @@ from kumo.common.config import Settings
 class CatalogEntry:
     type: str  # e.g. "compute"
     name: str  # e.g. "nova"
-    path: str  # appended to the service's base URL, e.g. "/compute/v2.1"
+    # appended to the service's base URL, e.g. "/compute/v2.1"; may hold "$(project_id)s",
+    # which identity fills in with the token's project (Keystone's catalog templating)
+    path: str
 
 
 @dataclass(slots=True)
@@ -55,3 +57,6 @@ class ServiceSpec:
     # One-time work before serving (migrations, bootstrap); runs once per start,
     # in the launcher process, before any worker process is started.
     prepare: Callable[[Runtime], None] | None = None
+    # Paths at the host root that also belong to this service (Swift's "/info"):
+    # the all-in-one app hands them to the service app with the path unchanged.
+    root_paths: tuple[str, ...] = ()

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.common.db import Base
@@ -208,3 +219,82 @@ class Revision(IdentityBase):
     __tablename__ = "identity_revision"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Policy(IdentityBase):
+    """``/v3/policies``: opaque policy blobs (deprecated in Keystone, still served)."""
+
+    __tablename__ = "identity_policies"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(255))
+    blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict] = _json()
+
+
+class EndpointGroup(IdentityBase):
+    """OS-EP-FILTER: a named set of endpoint filters (service_id, interface, region_id)."""
+
+    __tablename__ = "identity_endpoint_groups"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    filters: Mapped[dict] = _json()
+
+
+class ProjectEndpoint(IdentityBase):
+    """OS-EP-FILTER: an endpoint associated directly with a project."""
+
+    __tablename__ = "identity_project_endpoints"
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ProjectEndpointGroup(IdentityBase):
+    """OS-EP-FILTER: an endpoint group associated with a project."""
+
+    __tablename__ = "identity_project_endpoint_groups"
+    endpoint_group_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_endpoint_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class DomainConfig(IdentityBase):
+    """One domain-specific configuration option (``/v3/domains/{id}/config``)."""
+
+    __tablename__ = "identity_domain_configs"
+    domain_id: Mapped[str] = mapped_column(
+        ForeignKey("identity_domains.id", ondelete="CASCADE"), primary_key=True
+    )
+    group: Mapped[str] = mapped_column(String(255), primary_key=True)
+    option: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OAuthConsumer(IdentityBase):
+    """OS-OAUTH1 consumers."""
+
+    __tablename__ = "identity_oauth_consumers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    extra: Mapped[dict] = _json()
+
+
+class AccessRule(IdentityBase):
+    """An application credential access rule, owned by a user and shared by that user's credentials."""
+
+    __tablename__ = "identity_access_rules"
+    __table_args__ = (UniqueConstraint("user_id", "service", "path", "method"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("identity_users.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(225))
+    method: Mapped[str] = mapped_column(String(16))

@@ -48,8 +48,11 @@ RULES = {
     "validate_token": any_of(cloud_admin, system_reader, service_role, token_subject),
     "revoke_token": any_of(cloud_admin, token_subject),
     # domains
-    "get_domain": any_of(ADMIN_OR_READER_IN_DOMAIN, lambda c, t: c.project_domain_id == t.get("domain_id") or c.user_domain_id == t.get("domain_id")),
-    "list_domains": ADMIN_OR_SYSTEM_READER,
+    "get_domain": any_of(
+        ADMIN_OR_READER_IN_DOMAIN,
+        lambda c, t: c.project_domain_id == t.get("domain_id") or c.user_domain_id == t.get("domain_id"),
+    ),
+    "list_domains": ADMIN_OR_READER_IN_DOMAIN,  # domain readers see their own (filtered)
     "create_domain": ADMIN,
     "update_domain": ADMIN,
     "delete_domain": ADMIN,
@@ -123,6 +126,9 @@ RULES = {
     "list_application_credentials": OWNER_OR_ADMIN_READ,
     "create_application_credential": _and(owner, unrestricted),
     "delete_application_credential": any_of(cloud_admin, owner),
+    "get_access_rule": OWNER_OR_ADMIN_READ,
+    "list_access_rules": OWNER_OR_ADMIN_READ,
+    "delete_access_rule": any_of(cloud_admin, owner),
     "get_credential": OWNER_OR_ADMIN_READ,
     "list_credentials": always,  # filtered to the caller's own unless admin
     "create_credential": any_of(cloud_admin, owner),
@@ -132,6 +138,42 @@ RULES = {
     "get_trust": any_of(cloud_admin, system_reader, lambda c, t: c.user_id in (t.get("trustor_user_id"), t.get("trustee_user_id"))),
     "list_trusts": always,
     "delete_trust": any_of(cloud_admin, lambda c, t: c.user_id == t.get("trustor_user_id")),
+    # policies (deprecated Keystone API, still served)
+    "get_policy": ADMIN_OR_SYSTEM_READER,
+    "list_policies": ADMIN_OR_SYSTEM_READER,
+    "create_policy": ADMIN,
+    "update_policy": ADMIN,
+    "delete_policy": ADMIN,
+    # OS-EP-FILTER
+    "get_endpoint_group": ADMIN_OR_SYSTEM_READER,
+    "list_endpoint_groups": ADMIN_OR_SYSTEM_READER,
+    "create_endpoint_group": ADMIN,
+    "update_endpoint_group": ADMIN,
+    "delete_endpoint_group": ADMIN,
+    "list_projects_for_endpoint": ADMIN_OR_SYSTEM_READER,
+    "list_endpoints_for_project": ADMIN_OR_SYSTEM_READER,
+    "check_endpoint_in_project": ADMIN_OR_SYSTEM_READER,
+    "add_endpoint_to_project": ADMIN,
+    "remove_endpoint_from_project": ADMIN,
+    "list_endpoint_groups_for_project": ADMIN_OR_SYSTEM_READER,
+    "list_projects_associated_with_endpoint_group": ADMIN_OR_SYSTEM_READER,
+    "list_endpoints_associated_with_endpoint_group": ADMIN_OR_SYSTEM_READER,
+    "get_endpoint_group_in_project": ADMIN_OR_SYSTEM_READER,
+    "add_endpoint_group_to_project": ADMIN,
+    "remove_endpoint_group_from_project": ADMIN,
+    # domain configuration
+    "get_domain_config": ADMIN_OR_SYSTEM_READER,
+    "get_domain_config_default": ADMIN_OR_SYSTEM_READER,
+    "get_security_compliance_domain_config": always,
+    "create_domain_config": ADMIN,
+    "update_domain_config": ADMIN,
+    "delete_domain_config": ADMIN,
+    # OS-OAUTH1 consumers
+    "get_consumer": ADMIN_OR_SYSTEM_READER,
+    "list_consumers": ADMIN_OR_SYSTEM_READER,
+    "create_consumer": ADMIN,
+    "update_consumer": ADMIN,
+    "delete_consumer": ADMIN,
 }
 
 POLICY = Policy(RULES)

@@ -55,7 +55,9 @@ def build_app(settings: Settings, services: list[ServiceSpec]) -> Starlette:
     for service in services:  # identity first: the others validate tokens through it
         app = service.create_app(runtime)
         if service.name == "identity":
-            runtime.identity_transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            runtime.identity_transport = httpx.ASGITransport(
+                app=app, raise_app_exceptions=False, root_path=service.prefix
+            )
         apps.append((service, app))
 
     @contextlib.asynccontextmanager
@@ -74,8 +76,21 @@ def build_app(settings: Settings, services: list[ServiceSpec]) -> Starlette:
         )
 
     routes: list[Any] = [Route("/", root)]
-    routes += [Mount(service.prefix, app=app) for service, app in apps]
+    for service, app in apps:
+        for path in service.root_paths:
+            routes.append(Route(path, endpoint=_AtRoot(app)))
+        routes.append(Mount(service.prefix, app=app))
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+class _AtRoot:
+    """An ASGI app that hands the request on with its path unchanged (root_path "")."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app({**scope, "root_path": ""}, receive, send)
 
 
 def app_from_env() -> Starlette:

@@ -6,9 +6,9 @@ from kumo.common.service import ServiceSpec
 
 
 def all_services() -> list[ServiceSpec]:
-    from kumo import identity
+    from kumo import compute, identity, image, object_store
 
-    return [identity.SERVICE]
+    return [identity.SERVICE, image.SERVICE, object_store.SERVICE, compute.SERVICE]
 
 
 def by_name(names: list[str]) -> list[ServiceSpec]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +22,7 @@ from kumo.common.asgi.faults import Renderer
 from kumo.common.asgi.middleware import AuthMiddleware, RequestIdMiddleware
 from kumo.common.auth import TokenValidator
 from kumo.common.context import RequestContext
-from kumo.common.errors import APIError, BadRequest, MethodNotAllowed, NotFound, Unauthorized
+from kumo.common.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound, Unauthorized
 
 log = logging.getLogger("kumo.http")
 
@@ -119,6 +120,12 @@ def _endpoint(handler: Handler, *, public: bool, status: int, raw: bool) -> Call
                 result = await anyio.to_thread.run_sync(handler, call)
         except APIError as err:
             return error_response(err, renderer)
+        except DataError:
+            # Input the database cannot store (e.g. NUL in PostgreSQL text): the client's fault.
+            return error_response(BadRequest("The request contains a value that cannot be stored."), renderer)
+        except IntegrityError:
+            # A concurrent request won a uniqueness race that the service checked for beforehand.
+            return error_response(Conflict("The request conflicts with the current state of the resource."), renderer)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.url.path)
             return error_response(APIError("An unexpected error prevented the server from fulfilling your request."), renderer)

@@ -65,16 +65,17 @@ def auth_catalog(call: Call):
     if call.ctx.scope == "unscoped":
         raise Forbidden("The service catalog is only available to scoped tokens.")
     with ident(call).db.reader() as s:
-        catalog = _tokens(call).catalog(s)
+        catalog = _tokens(call).catalog(s, call.ctx.project_id)
     return {"catalog": catalog, "links": {"self": str(call.request.url)}}
 
 
 @api.route("/v3/auth/projects", "GET")
 def auth_projects(call: Call):
     with ident(call).db.reader() as s:
-        projects = grants.projects_for_user(s, call.ctx.user_id or "")
+        # Rendered inside the session: the rows expire when the reader closes.
+        rendered = [render_project(call, p) for p in grants.projects_for_user(s, call.ctx.user_id or "")]
     return {
-        "projects": [render_project(call, p) for p in projects],
+        "projects": rendered,
         "links": {"self": str(call.request.url), "previous": None, "next": None},
     }
 
@@ -82,9 +83,10 @@ def auth_projects(call: Call):
 @api.route("/v3/auth/domains", "GET")
 def auth_domains(call: Call):
     with ident(call).db.reader() as s:
-        domains = grants.domains_for_user(s, call.ctx.user_id or "")
+        # Rendered inside the session: the rows expire when the reader closes.
+        rendered = [render_domain(call, d) for d in grants.domains_for_user(s, call.ctx.user_id or "")]
     return {
-        "domains": [render_domain(call, d) for d in domains],
+        "domains": rendered,
         "links": {"self": str(call.request.url), "previous": None, "next": None},
     }
 

@@ -22,8 +22,8 @@ def render_domain(call: Call, d: m.Domain) -> dict[str, Any]:
             "name": d.name,
             "description": d.description,
             "enabled": d.enabled,
-            "tags": [],
-            "options": {},
+            "tags": list((d.extra or {}).get("tags") or []),
+            "options": dict((d.extra or {}).get("options") or {}),
             "links": {"self": call.url(f"/v3/domains/{d.id}")},
         },
     )

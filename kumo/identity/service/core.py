@@ -103,6 +103,8 @@ def require_str(body: dict[str, Any], key: str, *, max_len: int = 255, required:
         return None
     if not isinstance(value, str):
         raise ValidationError(f"Invalid input for field '{key}': {value!r} is not of type 'string'.")
+    if "\x00" in value:
+        raise ValidationError(f"Invalid input for field '{key}': it must not contain NUL characters.")
     if required and not value.strip():
         raise ValidationError(f"Invalid input for field '{key}': it must not be empty.")
     if len(value) > max_len:

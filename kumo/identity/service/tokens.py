@@ -15,7 +15,7 @@ from kumo.common.errors import Forbidden, NotFound
 from kumo.identity import models as m
 from kumo.identity.errors import AuthFailed, ValidationError
 from kumo.identity.service.core import Identity, iso, utcnow
-from kumo.identity.service.grants import effective_roles
+from kumo.identity.service.grants import effective_roles, implied_closure
 from kumo.identity.tokens import TokenPayload, new_audit_id
 
 
@@ -110,7 +110,7 @@ class Tokens:
             raise AuthFailed()
         self._check_user(s, user)
         if user.password_expires_at and user.password_expires_at < utcnow():
-            raise AuthFailed("The password is expired and needs to be changed for user: %s." % user.id)
+            raise AuthFailed(f"The password is expired and needs to be changed for user: {user.id}.")
         return self._scoped(s, user, ("password",), scope)
 
     def _auth_token(self, s: Session, block: Any, scope: Any, caller: str | None) -> TokenPayload:
@@ -217,6 +217,10 @@ class Tokens:
             raise NotFound(f"Could not find trust: {trust_id}.")
         if trust.trustee_user_id != user.id:
             raise Forbidden("The user is not the trustee of this trust.")
+        trustor = s.get(m.User, trust.trustor_user_id)
+        if trustor is None:
+            raise AuthFailed()
+        self._check_user(s, trustor)
         if trust.expires_at and trust.expires_at <= utcnow():
             raise AuthFailed("The trust has expired.")
         if trust.remaining_uses is not None:
@@ -328,11 +332,7 @@ class Tokens:
     # -- render ----------------------------------------------------------------
     def _roles(self, s: Session, p: TokenPayload) -> list[m.Role]:
         if p.trust_id:
-            trust = s.get(m.Trust, p.trust_id)
-            if trust is None or trust.deleted:
-                return []
-            trustor_roles = {r.id for r in effective_roles(s, trust.trustor_user_id, project=s.get(m.Project, trust.project_id))} if trust.project_id else set()
-            return [r for r in (s.get(m.Role, rid) for rid in trust.roles) if r is not None and r.id in trustor_roles]
+            return self._trust_roles(s, p.trust_id)
         if p.project_id:
             project = s.get(m.Project, p.project_id)
             roles = effective_roles(s, p.user_id, project=project) if project else []
@@ -350,8 +350,36 @@ class Tokens:
             roles = [r for r in roles if r.id in allowed]
         return roles
 
+    def _trust_roles(self, s: Session, trust_id: str) -> list[m.Role]:
+        """Keystone's rule: the trust's roles plus their implied roles, all still held by the
+        original trustor on the project (else none at all); domain-specific roles left out."""
+        trust = s.get(m.Trust, trust_id)
+        if trust is None or trust.deleted or not trust.project_id:
+            return []
+        original, seen = trust, {trust.id}
+        while original.redelegated_trust_id and original.redelegated_trust_id not in seen:
+            parent = s.get(m.Trust, original.redelegated_trust_id)
+            if parent is None:
+                return []
+            seen.add(parent.id)
+            original = parent
+        project = s.get(m.Project, trust.project_id)
+        if project is None:
+            return []
+        held = {r.id for r in effective_roles(s, original.trustor_user_id, project=project)}
+        wanted = implied_closure(s, set(trust.roles))
+        if not wanted <= held:
+            return []
+        roles = [r for r in (s.get(m.Role, rid) for rid in wanted) if r is not None and r.domain_id is None]
+        return sorted(roles, key=lambda r: r.name)
+
     def render(self, s: Session, p: TokenPayload, *, catalog: bool = True) -> dict[str, Any]:
         user = s.get(m.User, p.user_id)
+        if p.trust_id:
+            # An impersonating trust's token speaks for the trustor.
+            trust = s.get(m.Trust, p.trust_id)
+            if trust is not None and trust.impersonation:
+                user = s.get(m.User, trust.trustor_user_id)
         if user is None:
             raise NotFound("Failed to validate token")
         user_domain = s.get(m.Domain, user.domain_id)
@@ -382,7 +410,7 @@ class Tokens:
         if scoped:
             tok["roles"] = [{"id": r.id, "name": r.name} for r in self._roles(s, p)]
             if catalog:
-                tok["catalog"] = self.catalog(s)
+                tok["catalog"] = self.catalog(s, p.project_id)
         if p.app_cred_id:
             cred = s.get(m.ApplicationCredential, p.app_cred_id)
             if cred is None or (cred.expires_at and cred.expires_at <= utcnow()):
@@ -400,7 +428,22 @@ class Tokens:
             }
         return {"token": tok}
 
-    def catalog(self, s: Session) -> list[dict[str, Any]]:
+    def catalog(self, s: Session, project_id: str | None = None) -> list[dict[str, Any]]:
+        """The service catalog, with ``$(project_id)s`` in URLs filled in for ``project_id``."""
+        raw = self._raw_catalog(s)
+        if not any("$(" in e["url"] or "%(" in e["url"] for svc in raw for e in svc["endpoints"]):
+            return raw
+        result = []
+        for svc in raw:
+            eps = []
+            for e in svc["endpoints"]:
+                url = _fill(e["url"], project_id)
+                if url is not None:
+                    eps.append({**e, "url": url})
+            result.append({**svc, "endpoints": eps})
+        return result
+
+    def _raw_catalog(self, s: Session) -> list[dict[str, Any]]:
         revision = self.ident.revision(s)
         if self._catalog is not None and self._catalog[0] == revision:
             return self._catalog[1]
@@ -417,3 +460,12 @@ class Tokens:
         self._catalog = (revision, result)
         return result
 
+
+def _fill(url: str, project_id: str | None) -> str | None:
+    """Keystone's endpoint templating; an endpoint that needs a project is left out without one."""
+    for key in ("$(project_id)s", "$(tenant_id)s", "%(project_id)s", "%(tenant_id)s"):
+        if key in url:
+            if project_id is None:
+                return None
+            url = url.replace(key, project_id)
+    return url

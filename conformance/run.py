@@ -1,0 +1,927 @@
+#!/usr/bin/env python3
+"""kumo Tempest conformance harness.
+
+    python3 conformance/run.py --services identity[,image,...]
+        [--cloud-config PATH --cloud NAME] [--kumo CMD] [--results-dir DIR]
+        [--baseline conformance/baseline.json --gate] [--update-baseline]
+        [--concurrency 2] [--regex EXTRA] [--exclude-regex RE] [--set SECTION.KEY=VALUE]
+    python3 conformance/run.py --smoke            # openstack CLI smoke path on a fresh kumo
+
+Steps: ensure conformance/.venv -> start a fresh all-in-one kumo (unless
+--cloud-config) -> write tempest.conf from the live cloud -> tempest run
+--subunit -> summarize the subunit stream -> results/latest.{md,json} ->
+optional gate against baseline.json -> stop kumo and remove temp dirs.
+
+This driver uses the python3 standard library only; steps that need
+third-party packages run with the venv's python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import tempest_conf  # noqa: E402  (stdlib-only sibling module)
+
+SERVICES = ("identity", "compute", "image", "network", "volume", "object_storage")
+SERVICE_ALIASES = {
+    "keystone": "identity",
+    "nova": "compute",
+    "glance": "image",
+    "neutron": "network",
+    "cinder": "volume",
+    "block-storage": "volume",
+    "block_storage": "volume",
+    "swift": "object_storage",
+    "object-store": "object_storage",
+    "object_store": "object_storage",
+    "object-storage": "object_storage",
+}
+READY_TIMEOUT = 60
+STOP_GRACE = 15
+SMOKE_CLEANUP_GRACE = 90  # smoke.sh deletes what it created when it gets SIGTERM
+
+
+class HarnessError(RuntimeError):
+    """A failure of the harness itself (not of a test)."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGHUP received: unwind through the finally blocks."""
+
+
+def log(msg: str) -> None:
+    print(f"[conformance] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- venv
+
+
+def requirements_stamp(requirements: Path) -> str:
+    h = hashlib.sha256()
+    h.update(requirements.read_bytes())
+    h.update(f"\n{os.path.realpath(sys.executable)}\n{sys.version}".encode())
+    return h.hexdigest()
+
+
+def ensure_venv(venv: Path, requirements: Path) -> Path:
+    """Create or refresh the venv from requirements.txt; return its python.
+
+    A stamp file (hash of requirements.txt and of this interpreter) skips the
+    install when nothing changed.  An existing venv is updated in place (pip
+    install -r); only an unusable default venv is removed and recreated.  A lock
+    file serializes concurrent runs.
+    """
+    import fcntl  # noqa: PLC0415 - POSIX only, like the rest of the harness
+
+    py = venv / "bin" / "python"
+    stamp_file = venv / ".requirements.sha256"
+    want = requirements_stamp(requirements)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / (venv.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if py.exists() and stamp_file.exists() and stamp_file.read_text().strip() == want:
+            log(f"venv {venv} is up to date")
+            return py
+        usable = py.exists() and subprocess.run([str(py), "-c", "pass"], capture_output=True).returncode == 0
+        if venv.exists() and not usable:
+            if venv != (HERE / ".venv").resolve():
+                raise HarnessError(
+                    f"{venv} exists but has no working python; remove it or pass another --venv"
+                )
+            log(f"{venv} is unusable: recreating it")
+            shutil.rmtree(venv)
+        if not venv.exists():
+            log(f"creating venv {venv} with {sys.executable}")
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        log(f"installing {requirements.name} into {venv}")
+        pip_log = venv / "pip-install.log"
+        with open(pip_log, "wb") as fh:
+            rc = subprocess.run(
+                [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            ).returncode
+        if rc != 0:
+            sys.stderr.write(pip_log.read_text(errors="replace")[-6000:])
+            raise HarnessError(f"pip install -r {requirements} failed (exit {rc}); log: {pip_log}")
+        stamp_file.write_text(want + "\n")
+        return py
+
+
+def venv_bin(py: Path, name: str) -> str:
+    return str(py.parent / name)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Proc:
+    """A child started in its own process group, stopped by its pid/pgid only."""
+
+    def __init__(
+        self, argv: list[str], log_path: Path, cwd: Path | None = None, env: dict | None = None, stdout=None
+    ):
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=str(cwd) if cwd else None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else self._log,
+            stderr=self._log,
+            start_new_session=True,  # own process group: pgid == pid
+        )
+        self.pid = self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def _signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, grace: float = STOP_GRACE) -> int | None:
+        if self.running():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                log(f"pid {self.pid} did not stop within {grace:.0f}s: SIGKILL")
+                self._signal_group(signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        # children left in the group after the leader exited
+        self._signal_group(signal.SIGKILL) if _group_alive(self.pid) else None
+        with contextlib.suppress(Exception):
+            self._log.close()
+        return self.popen.returncode
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(url: str, timeout: float = 3) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+class Kumo:
+    """A fresh all-in-one kumo in a temp data dir."""
+
+    def __init__(self, kumo_cmd: str | None, tmp_root: Path, results_dir: Path):
+        self.data_dir = Path(tempfile.mkdtemp(prefix="kumo-data-", dir=tmp_root))
+        self.port = free_port()
+        prefix = shlex.split(kumo_cmd) if kumo_cmd else [str(REPO / ".venv" / "bin" / "kumo")]
+        self.argv = prefix + [
+            "up",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.log_path = results_dir / "kumo.log"
+        self.proc: Proc | None = None
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.data_dir / "clouds.yaml"
+
+    def start(self) -> None:
+        if not Path(self.argv[0]).exists() and not shutil.which(self.argv[0]):
+            raise HarnessError(f"kumo command not found: {self.argv[0]} (install kumo or pass --kumo)")
+        self.log_path.write_bytes(b"")
+        log(f"starting kumo: {shlex.join(self.argv)}")
+        self.proc = Proc(self.argv, self.log_path, cwd=REPO)
+        url = f"http://127.0.0.1:{self.port}/identity/v3"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if not self.proc.running():
+                self._dump_log()
+                raise HarnessError(f"kumo exited early with status {self.proc.popen.returncode}")
+            if http_status(url) == 200 and self.clouds_yaml.exists():
+                log(f"kumo ready on port {self.port} (pid {self.proc.pid})")
+                return
+            time.sleep(0.5)
+        self._dump_log()
+        raise HarnessError(f"kumo not ready after {READY_TIMEOUT}s (GET {url} != 200 or no clouds.yaml)")
+
+    def _dump_log(self) -> None:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        sys.stderr.write(
+            f"----- kumo log ({self.log_path}) -----\n{text[-20000:]}\n----- end of kumo log -----\n"
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            rc = self.proc.stop()
+            log(f"kumo stopped (exit status {rc})")
+            self.proc = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_services(text: str) -> list[str]:
+    out = []
+    for raw in text.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        name = SERVICE_ALIASES.get(name, name)
+        if name not in SERVICES:
+            raise SystemExit(f"unknown service {raw!r}; choose from {', '.join(SERVICES)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def build_regex(services: list[str], extra: str | None) -> str:
+    groups = "|".join(services)
+    base = rf"tempest\.api\.({groups})\."
+    if extra:
+        return rf"^(?=.*(?:{extra})){base}"
+    return "^" + base
+
+
+def load_clouds(py: Path, path: Path) -> dict:
+    code = "import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"
+    out = subprocess.run([str(py), "-c", code, str(path)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "kumo"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_version(py: Path, name: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    out = subprocess.run([str(py), "-c", code], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _md_escape(text: str) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+_ID_RE = re.compile(
+    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|[0-9a-f]{16,}|0x[0-9a-f]+|tempest-[\w-]+",
+    re.IGNORECASE,
+)
+_REQUEST_RE = re.compile(r"Request \((?P<who>[^)]*)\): (?P<status>\d{3}) (?P<method>[A-Z]+) (?P<url>\S+)")
+
+
+def normalize_ids(text: str) -> str:
+    """Replace uuids, hex ids and tempest's random resource names by placeholders."""
+    return _ID_RE.sub("<id>", text or "")
+
+
+def _iter_requests(tempest_log: Path):
+    try:
+        with open(tempest_log, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                m = _REQUEST_RE.search(line)
+                if m:
+                    yield m
+    except OSError:
+        return
+
+
+def _request_key(m: re.Match) -> str:
+    parts = urllib.parse.urlsplit(m.group("url"))
+    path = normalize_ids(parts.path) + ("?" + normalize_ids(parts.query) if parts.query else "")
+    return f"{m.group('status')} {m.group('method')} {path}"
+
+
+def attach_failed_requests(tests: list[dict], tempest_log: Path) -> None:
+    """Give each failed test the last 4xx/5xx answer its own requests got (from tempest's log).
+
+    Tempest logs requests as "Request (Class:test_method): 404 GET url"; class fixtures log
+    as "Class:setUpClass".  Negative tests expect some 4xx, so this is a hint, not a verdict.
+    """
+    last: dict[str, str] = {}
+    for m in _iter_requests(tempest_log):
+        if int(m.group("status")) >= 400:
+            last[m.group("who")] = _request_key(m)
+    for t in tests:
+        if t["status"] != "fail":
+            continue
+        name = t["name"]
+        if " (" in name:  # "tempest.api...Class (setUpClass)": the fixture itself
+            who = f"{name.split(' (')[0].rsplit('.', 1)[-1]}:{t['fixture']}"
+        elif t.get("fixture"):  # a test failed by its class fixture
+            who = f"{name.rsplit('.', 2)[-2]}:{t['fixture']}"
+        else:
+            who = ":".join(name.rsplit(".", 2)[-2:])
+        if who in last:
+            t["failed_request"] = last[who]
+
+
+def group_failures(tests: list[dict]) -> list[dict]:
+    """Failures grouped by (id-normalized) error line and failed request, biggest group first."""
+    groups: dict[str, dict] = {}
+    for t in tests:
+        if t["status"] != "fail":
+            continue
+        error = normalize_ids(t.get("error", ""))
+        request = t.get("failed_request", "")
+        key = error + "\0" + request
+        g = groups.setdefault(key, {"error": error, "request": request, "count": 0, "examples": []})
+        g["count"] += 1
+        if len(g["examples"]) < 3:
+            g["examples"].append(t["name"])
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["error"]))
+
+
+def server_errors(tempest_log: Path) -> list[dict]:
+    """5xx answers seen by tempest (from its request log), grouped by method and path."""
+    groups: dict[str, dict] = {}
+    for m in _iter_requests(tempest_log):
+        if not m.group("status").startswith("5"):
+            continue
+        key = _request_key(m)
+        g = groups.setdefault(key, {"request": key, "count": 0, "first_seen_in": m.group("who")})
+        g["count"] += 1
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["request"]))
+
+
+INTEROP_CANDIDATES = (
+    REPO.parent / "shared" / "interop-2020.06-required-tests.json",
+    HERE / "interop-2020.06-required-tests.json",
+)
+
+
+def interop_status(tests: list[dict], services: list[str], path: Path | None) -> dict | None:
+    """How the interop guideline's required tests of the requested services fared."""
+    if path is None:
+        path = next((p for p in INTEROP_CANDIDATES if p.exists()), None)
+    if path is None or not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    by_name = {t["name"]: t for t in tests}
+    out: dict = {
+        "guideline": f"{doc.get('guideline', '?')} {doc.get('platform', '')}".strip(),
+        "services": {},
+        "not_passed": [],
+    }
+    for name, meta in sorted(doc.get("tests", {}).items()):
+        service = name.split(".")[2] if name.count(".") >= 3 else ""
+        if service not in services:
+            continue
+        t = by_name.get(name)
+        status = t["status"] if t else "notrun"
+        counts = out["services"].setdefault(
+            service, {"required": 0, "passed": 0, "failed": 0, "skipped": 0, "notrun": 0}
+        )
+        counts["required"] += 1
+        counts[{"success": "passed", "fail": "failed", "skip": "skipped"}.get(status, "notrun")] += 1
+        if status != "success":
+            out["not_passed"].append(
+                {
+                    "name": name,
+                    "status": status,
+                    "capability": meta.get("capability", ""),
+                    "flagged": bool(meta.get("flagged")),
+                    "detail": (t or {}).get("error") or (t or {}).get("reason") or "",
+                }
+            )
+    return out
+
+
+def _short(test_name: str) -> str:
+    """``tempest.api.x.mod.Class.test_y`` -> ``Class.test_y``."""
+    if " (" in test_name:
+        return test_name.rsplit(".", 1)[-1]
+    return ".".join(test_name.rsplit(".", 2)[-2:])
+
+
+def render_markdown(report: dict) -> str:
+    lines = [
+        "# kumo Tempest conformance results",
+        "",
+        f"- date: {report['date']}",
+        f"- kumo commit: {report['kumo_commit']}",
+        f"- tempest: {report['tempest_version']}",
+        f"- duration: {report['duration_s']:.0f} s",
+        f"- services: {', '.join(report['services_requested'])}",
+        f"- regex: `{report['regex']}`",
+        "",
+        "| service | passed | failed | skipped | total |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, s in report["services"].items():
+        lines.append(f"| {name} | {s['passed']} | {s['failed']} | {s['skipped']} | {s['total']} |")
+    t = report["totals"]
+    lines.append(
+        f"| **total** | **{t['passed']}** | **{t['failed']}** | **{t['skipped']}** | **{t['total']}** |"
+    )
+    if report.get("gate"):
+        lines += ["", f"Gate: **{report['gate']['verdict']}**"]
+        for line in report["gate"]["lines"]:
+            lines.append(f"- {line}")
+    interop = report.get("interop")
+    if interop and interop["services"]:
+        lines += [
+            "",
+            f"## Interop guideline {interop['guideline']}: required tests",
+            "",
+            "| service | required | passed | failed | skipped | not run |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, c in interop["services"].items():
+            lines.append(
+                f"| {name} | {c['required']} | {c['passed']} | {c['failed']} | {c['skipped']} | {c['notrun']} |"
+            )
+        if interop["not_passed"]:
+            lines += ["", "| required test not passed | status | capability | detail |", "|---|---|---|---|"]
+            for t in interop["not_passed"]:
+                flag = " (flagged)" if t["flagged"] else ""
+                lines.append(
+                    f"| `{_short(t['name'])}` | {t['status']} | {t['capability']}{flag} | "
+                    f"{_md_escape(t['detail'])} |"
+                )
+    causes = report.get("failure_causes") or []
+    if causes:
+        lines += [
+            "",
+            "## Failure causes",
+            "",
+            "Failures grouped by error line and by the last 4xx/5xx answer the test's own requests got",
+            "(from tempest's log; ids replaced by `<id>`).",
+            "",
+            "| count | error | last failed request | example tests |",
+            "|---:|---|---|---|",
+        ]
+        for g in causes:
+            examples = "<br>".join(f"`{_short(e)}`" for e in g["examples"])
+            req = f"`{_md_escape(g['request'])}`" if g.get("request") else ""
+            lines.append(f"| {g['count']} | {_md_escape(g['error'])} | {req} | {examples} |")
+    errors_5xx = report.get("server_errors") or []
+    if errors_5xx:
+        lines += [
+            "",
+            "## Server errors (5xx) seen by tempest",
+            "",
+            "| count | answer and request | first seen in |",
+            "|---:|---|---|",
+        ]
+        for g in errors_5xx:
+            lines.append(
+                f"| {g['count']} | `{_md_escape(g['request'])}` | {_md_escape(g['first_seen_in'])} |"
+            )
+    setup_failures = [f for f in report.get("class_fixtures", []) if f["status"] == "fail"]
+    if setup_failures:
+        lines += [
+            "",
+            "## Class fixture failures",
+            "",
+            "A failed `setUpClass` fails every test of its class (counted above as failures).",
+            "",
+            "| class | fixture | tests affected | error |",
+            "|---|---|---:|---|",
+        ]
+        for f in setup_failures:
+            lines.append(f"| `{f['class']}` | {f['fixture']} | {f['affected']} | {_md_escape(f['error'])} |")
+    for service in report["services"]:
+        fails = [x for x in report["tests"] if x["service"] == service and x["status"] == "fail"]
+        skips = [x for x in report["tests"] if x["service"] == service and x["status"] == "skip"]
+        if fails:
+            lines += [
+                "",
+                f"## {service}: failures ({len(fails)})",
+                "",
+                "| test | error | last failed request |",
+                "|---|---|---|",
+            ]
+            for x in fails:
+                req = f"`{_md_escape(x['failed_request'])}`" if x.get("failed_request") else ""
+                lines.append(f"| `{x['name']}` | {_md_escape(x.get('error', ''))} | {req} |")
+        if skips:
+            lines += ["", f"## {service}: skips ({len(skips)})", "", "| test | reason |", "|---|---|"]
+            for x in skips:
+                lines.append(f"| `{x['name']}` | {_md_escape(x.get('reason', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
+def gate(
+    summary_services: dict, services: list[str], baseline_path: Path, total: int
+) -> tuple[bool, list[str]]:
+    lines: list[str] = []
+    ok = True
+    if total == 0:
+        return False, ["the run produced no test results"]
+    try:
+        baseline = json.loads(baseline_path.read_text())
+    except FileNotFoundError:
+        return False, [f"baseline {baseline_path} not found (create it with --update-baseline)"]
+    for service in services:
+        passed = summary_services.get(service, {}).get("passed", 0)
+        want = (baseline.get(service) or {}).get("passed")
+        if want is None:
+            lines.append(f"{service}: {passed} passed (no baseline)")
+            continue
+        if passed < want:
+            ok = False
+            lines.append(f"{service}: {passed} passed < baseline {want}  REGRESSION")
+        elif passed > want:
+            lines.append(f"{service}: {passed} passed > baseline {want}  (improved: run --update-baseline)")
+        else:
+            lines.append(f"{service}: {passed} passed = baseline {want}")
+    return ok, lines
+
+
+def update_baseline(path: Path, summary_services: dict, services: list[str]) -> None:
+    try:
+        baseline = json.loads(path.read_text())
+    except FileNotFoundError:
+        baseline = {}
+    for service in services:
+        baseline[service] = {"passed": summary_services.get(service, {}).get("passed", 0)}
+    path.write_text(json.dumps(dict(sorted(baseline.items())), indent=2) + "\n")
+    log(f"baseline updated: {path}")
+
+
+# --------------------------------------------------------------------------- main steps
+
+
+def write_tempest_conf(
+    py: Path, workspace: Path, clouds_file: Path, admin_cloud: str, overrides: list[str], results_dir: Path
+) -> tempest_conf.GeneratedConf:
+    clouds = load_clouds(py, clouds_file)
+    conf = tempest_conf.generate(
+        clouds, admin_cloud=admin_cloud, overrides=overrides, log_file=str(workspace / "tempest.log")
+    )
+    (workspace / "etc" / "tempest.conf").write_text(conf.render())
+    (results_dir / "tempest.conf").write_text(conf.render(redact=True))
+    avail = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in conf.services_available.items())
+    log(f"tempest.conf written ({avail})")
+    return conf
+
+
+def run_tempest(
+    py: Path,
+    workspace: Path,
+    regex: str,
+    exclude: str | None,
+    concurrency: int,
+    stream_path: Path,
+    results_dir: Path,
+    test_timeout: int,
+    run_timeout: int,
+) -> None:
+    argv = [venv_bin(py, "tempest"), "run", "--subunit", "--concurrency", str(concurrency), "--regex", regex]
+    if exclude:
+        argv += ["--exclude-regex", exclude]
+    env = dict(os.environ)
+    env["OS_TEST_TIMEOUT"] = str(test_timeout)
+    env.pop("OS_CLOUD", None)
+    env.pop("OS_CLIENT_CONFIG_FILE", None)
+    log(f"running: {shlex.join(argv)}")
+    with open(stream_path, "wb") as stream:
+        proc = Proc(argv, results_dir / "tempest-run.log", cwd=workspace, env=env, stdout=stream)
+        try:
+            proc.popen.wait(timeout=run_timeout)
+        except subprocess.TimeoutExpired:
+            log(f"tempest run exceeded {run_timeout}s: stopping it (results so far are kept)")
+        finally:
+            proc.stop()
+    log(f"tempest run finished (exit status {proc.popen.returncode}; judged from the stream, not this)")
+
+
+def summarize(py: Path, stream_path: Path, out: Path) -> dict:
+    subprocess.run([str(py), str(HERE / "summarize.py"), str(stream_path), "--out", str(out)], check=True)
+    return json.loads(out.read_text())
+
+
+def run_smoke(py: Path, clouds_file: Path, cloud: str, art: Path, results_dir: Path) -> int:
+    env = dict(os.environ)
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds_file)
+    env["OS_CLOUD"] = cloud
+    env["PATH"] = f"{py.parent}{os.pathsep}{env.get('PATH', '')}"
+    log_path = art / "smoke.log"
+    log(f"running smoke.sh against cloud {cloud} (log: {results_dir / 'smoke.log'})")
+    with open(log_path, "wb") as fh:
+        proc = subprocess.Popen(
+            ["bash", str(HERE / "smoke.sh")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        finished = False
+        try:
+            assert proc.stdout is not None
+            for chunk in iter(proc.stdout.readline, b""):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                fh.write(chunk)
+            rc = proc.wait()
+            finished = True
+        finally:
+            if not finished:
+                # Interrupted: let smoke.sh delete what it created, and keep its output.
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_IGN)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    rest, _ = proc.communicate(timeout=SMOKE_CLEANUP_GRACE)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    rest, _ = proc.communicate()
+                if rest:
+                    sys.stdout.buffer.write(rest)
+                    sys.stdout.flush()
+                    fh.write(rest)
+    log(f"smoke: {'PASSED' if rc == 0 else f'FAILED (exit {rc})'}")
+    return rc
+
+
+def publish_artifacts(art: Path, results_dir: Path) -> None:
+    """Copy this run's files into the results dir (latest.md/json last)."""
+    if not art.is_dir():
+        return
+    names = sorted(p.name for p in art.iterdir() if p.is_file())
+    names.sort(key=lambda n: n in ("latest.json", "latest.md"))
+    for name in names:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(art / name, results_dir / (name + ".tmp"))
+            os.replace(results_dir / (name + ".tmp"), results_dir / name)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Run Tempest against kumo and judge the result.")
+    p.add_argument("--services", help="comma list: " + ",".join(SERVICES))
+    p.add_argument("--cloud-config", type=Path, help="use this clouds.yaml instead of starting a fresh kumo")
+    p.add_argument(
+        "--cloud", default=None, help="admin cloud in clouds.yaml used for tempest.conf (default kumo-admin)"
+    )
+    p.add_argument("--smoke-cloud", default=None, help="cloud used by smoke.sh (default: --cloud)")
+    p.add_argument("--kumo", help="command prefix to start kumo (default <repo>/.venv/bin/kumo)")
+    p.add_argument("--results-dir", type=Path, default=HERE / "results")
+    p.add_argument("--baseline", type=Path, default=HERE / "baseline.json")
+    p.add_argument(
+        "--gate", action="store_true", help="exit 1 if a service passes fewer tests than its baseline"
+    )
+    p.add_argument(
+        "--update-baseline", action="store_true", help="write this run's passed counts to the baseline"
+    )
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--regex", help="extra regex a test id must also match (e.g. test_tokens)")
+    p.add_argument("--exclude-regex", help="tests to leave out (passed to tempest run)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a tempest.conf option (repeatable)",
+    )
+    p.add_argument(
+        "--interop",
+        type=Path,
+        default=None,
+        help="interop required-tests JSON (default: ../shared/interop-2020.06-required-tests.json)",
+    )
+    p.add_argument("--smoke", action="store_true", help="run conformance/smoke.sh (the openstack CLI path)")
+    p.add_argument(
+        "--venv", type=Path, default=HERE / ".venv", help="venv to create/use (default conformance/.venv)"
+    )
+    p.add_argument("--no-install", action="store_true", help="use --venv as it is (no pip install)")
+    p.add_argument(
+        "--test-timeout", type=int, default=300, help="per-test timeout, seconds (OS_TEST_TIMEOUT)"
+    )
+    p.add_argument(
+        "--run-timeout", type=int, default=3 * 3600, help="timeout of the whole tempest run, seconds"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temp dirs (workspace, kumo data) for debugging"
+    )
+    args = p.parse_args(argv)
+    if not args.services and not args.smoke:
+        p.error("give --services (and/or --smoke)")
+    args.services = parse_services(args.services) if args.services else []
+    return args
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
+    results_dir = args.results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix="kumo-conformance-"))
+    # Run artefacts are written here and copied to results_dir at the end, so concurrent
+    # runs sharing a results dir never interleave inside one file.
+    art = tmp_root / "artifacts"
+    art.mkdir()
+    kumo: Kumo | None = None
+    started = time.monotonic()
+    try:
+        if args.no_install:
+            py = args.venv / "bin" / "python"
+            if not py.exists():
+                raise HarnessError(f"{py} not found")
+        else:
+            py = ensure_venv(args.venv.resolve(), HERE / "requirements.txt")
+        py = Path(os.path.abspath(py))
+
+        if args.cloud_config:
+            clouds_file = args.cloud_config.resolve()
+            admin_cloud = args.cloud or "kumo-admin"
+        else:
+            kumo = Kumo(args.kumo, tmp_root, art)
+            kumo.start()
+            clouds_file = kumo.clouds_yaml
+            admin_cloud = args.cloud or "kumo-admin"
+
+        rc = 0
+        if args.smoke:
+            smoke_rc = run_smoke(py, clouds_file, args.smoke_cloud or admin_cloud, art, results_dir)
+            rc = rc or (1 if smoke_rc else 0)
+        if not args.services:
+            return rc
+
+        workspace = tmp_root / "workspace"
+        # A private workspace registry: nothing is added to ~/.tempest/workspace.yaml.
+        subprocess.run(
+            [
+                venv_bin(py, "tempest"),
+                "init",
+                "--name",
+                tmp_root.name,
+                "--workspace-path",
+                str(tmp_root / "workspaces.yaml"),
+                str(workspace),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        conf = write_tempest_conf(py, workspace, clouds_file, admin_cloud, args.set, art)
+        regex = build_regex(args.services, args.regex)
+        stream_path = art / "latest.subunit"
+        t0 = time.monotonic()
+        run_tempest(
+            py,
+            workspace,
+            regex,
+            args.exclude_regex,
+            args.concurrency,
+            stream_path,
+            art,
+            args.test_timeout,
+            args.run_timeout,
+        )
+        duration = time.monotonic() - t0
+        with contextlib.suppress(OSError):
+            shutil.copyfile(workspace / "tempest.log", art / "tempest.log")
+        summary = summarize(py, stream_path, tmp_root / "summary.json")
+
+        services = {
+            s: summary["services"].get(s, {"passed": 0, "failed": 0, "skipped": 0, "total": 0})
+            for s in args.services
+        }
+        report = {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "kumo_commit": git_commit(),
+            "tempest_version": package_version(py, "tempest"),
+            "duration_s": round(duration, 1),
+            "services_requested": args.services,
+            "regex": regex,
+            "exclude_regex": args.exclude_regex,
+            "concurrency": args.concurrency,
+            "cloud": "fresh kumo" if kumo else str(clouds_file),
+            "services": services,
+            "totals": summary["totals"],
+            "cloud_facts": conf.facts,
+            "services_available": conf.services_available,
+            "failure_causes": (
+                attach_failed_requests(summary["tests"], art / "tempest.log")
+                or group_failures(summary["tests"])
+            ),
+            "server_errors": server_errors(art / "tempest.log"),
+            "interop": interop_status(summary["tests"], args.services, args.interop),
+            "class_fixtures": summary["class_fixtures"],
+            "tests": summary["tests"],
+        }
+        if args.gate:
+            ok, lines = gate(services, args.services, args.baseline, summary["totals"]["total"])
+            report["gate"] = {
+                "verdict": "PASS" if ok else "FAIL",
+                "lines": lines,
+                "baseline": str(args.baseline),
+            }
+        (art / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+        (art / "latest.md").write_text(render_markdown(report))
+
+        log(f"results: {results_dir / 'latest.md'}")
+        for name, s in services.items():
+            log(
+                f"  {name:15s} passed {s['passed']:4d}  failed {s['failed']:4d}  "
+                f"skipped {s['skipped']:4d}  total {s['total']:4d}"
+            )
+        if args.update_baseline:
+            update_baseline(args.baseline, services, args.services)
+        if args.gate:
+            gate_info = report["gate"]
+            for line in gate_info["lines"]:
+                log(f"  gate: {line}")
+            log(f"GATE {gate_info['verdict']}")
+            rc = rc or (0 if gate_info["verdict"] == "PASS" else 1)
+        elif summary["totals"]["total"] == 0:
+            log("the run produced no test results")
+            rc = rc or 1
+        return rc
+    except HarnessError as exc:
+        log(f"ERROR: {exc}")
+        return 2
+    except tempest_conf.ConfError as exc:
+        log(f"ERROR writing tempest.conf: {exc}")
+        return 2
+    except subprocess.CalledProcessError as exc:
+        log(f"ERROR: {shlex.join(map(str, exc.cmd))} exited {exc.returncode}")
+        return 2
+    except (KeyboardInterrupt, Interrupted) as exc:
+        log(f"interrupted ({str(exc) or 'SIGINT'}): cleaning up")
+        return 130
+    finally:
+        # A second Ctrl-C must not skip the cleanup.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if kumo is not None:
+            kumo.stop()
+        publish_artifacts(art, results_dir)
+        if args.keep:
+            log(f"kept temp dir {tmp_root}")
+        else:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+        log(f"done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

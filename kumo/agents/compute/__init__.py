@@ -1,0 +1,1 @@
+"""The compute agent and its virt drivers (``fake`` now; ``qemu`` comes later)."""

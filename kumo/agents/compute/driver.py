@@ -1,0 +1,121 @@
+"""The virt driver interface: small, typed, idempotent; specs are frozen dataclasses.
+
+QEMU pids, QMP sockets and tap names never leave a driver. Every method may be
+called again with the same spec (after an agent restart, a lost report, a resync)
+and must converge to the same result.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class PowerState(enum.IntEnum):
+    """Nova's power states (the numbers are on the wire as OS-EXT-STS:power_state)."""
+
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+@dataclass(frozen=True, slots=True)
+class FlavorSpec:
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    extra_specs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    id: str
+    url: str  # where to download the data (the image API's /v2/images/{id}/file)
+    disk_format: str = "raw"
+    checksum: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDeviceMapping:
+    """One block_device_mapping_v2 entry: a local image disk now, a volume later."""
+
+    boot_index: int | None
+    source_type: str  # image | blank | volume | snapshot
+    destination_type: str  # local | volume
+    uuid: str | None = None
+    size_gb: int | None = None
+    device_name: str | None = None
+    delete_on_termination: bool = True
+    # set for destination_type=volume by the block-storage work: how to reach the volume
+    connection_info: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    id: str
+    network_id: str
+    mac_address: str
+    fixed_ips: tuple[str, ...] = ()
+    mtu: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VmSpec:
+    id: str  # the server uuid
+    name: str
+    hostname: str
+    project_id: str
+    flavor: FlavorSpec
+    image: ImageRef | None
+    block_devices: tuple[BlockDeviceMapping, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    user_data: bytes | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    config_drive: bool = False
+    key_name: str | None = None
+    public_key: str | None = None
+
+
+class Driver(Protocol):
+    """What the compute agent needs from a hypervisor."""
+
+    type: str  # hypervisor_type shown by the API ("fake", "QEMU")
+
+    def inventory(self) -> Mapping[str, int]:
+        """``vcpus``, ``memory_mb``, ``local_gb`` this host offers."""
+        ...
+
+    def ensure_running(self, spec: VmSpec) -> PowerState: ...
+
+    def ensure_stopped(self, vm_id: str) -> PowerState: ...
+
+    def ensure_paused(self, vm_id: str) -> PowerState: ...
+
+    def ensure_suspended(self, vm_id: str) -> PowerState: ...
+
+    def ensure_deleted(self, vm_id: str) -> None: ...
+
+    def reboot(self, spec: VmSpec, hard: bool) -> PowerState: ...
+
+    def rebuild(self, spec: VmSpec) -> PowerState: ...
+
+    def observe(self, vm_id: str) -> PowerState:
+        """The real power state (NOSTATE when the driver does not know the VM)."""
+        ...
+
+    def list_vms(self) -> list[str]: ...
+
+    def console_output(self, vm_id: str, length: int | None = None) -> str: ...
+
+    def snapshot(self, vm_id: str) -> bytes:
+        """The root disk's contents (small drivers); the qemu driver may stream a file instead."""
+        ...

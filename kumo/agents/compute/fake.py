@@ -1,0 +1,111 @@
+"""The fake driver: instant and in-memory, for API-only use. Always reported as ``fake``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kumo.agents.compute.driver import PowerState, VmSpec
+
+
+def _host_inventory(data_dir: Path) -> dict[str, int]:
+    vcpus = os.cpu_count() or 1
+    try:
+        memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):  # pragma: no cover
+        memory_mb = 4096
+    data_dir.mkdir(parents=True, exist_ok=True)
+    local_gb = shutil.disk_usage(data_dir).total // (1024**3)
+    return {"vcpus": vcpus, "memory_mb": int(memory_mb), "local_gb": int(local_gb)}
+
+
+class FakeDriver:
+    type = "fake"
+
+    def __init__(self, data_dir: Path, inventory: Mapping[str, int] | None = None) -> None:
+        self._inventory = dict(inventory) if inventory else _host_inventory(data_dir)
+        self._vms: dict[str, PowerState] = {}
+        self._specs: dict[str, VmSpec] = {}
+        self._console: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def inventory(self) -> Mapping[str, int]:
+        return dict(self._inventory)
+
+    def _log(self, vm_id: str, line: str) -> None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        self._console.setdefault(vm_id, []).append(f"[{stamp}] {line}")
+
+    def ensure_running(self, spec: VmSpec) -> PowerState:
+        with self._lock:
+            if self._vms.get(spec.id) != PowerState.RUNNING:
+                self._log(spec.id, f"fake: {spec.hostname} booted ({spec.flavor.vcpus} vCPU, {spec.flavor.ram_mb} MB)")
+                self._log(spec.id, f"login: {spec.hostname} ready")
+            self._vms[spec.id] = PowerState.RUNNING
+            self._specs[spec.id] = spec
+            return PowerState.RUNNING
+
+    def _set(self, vm_id: str, state: PowerState, msg: str) -> PowerState:
+        with self._lock:
+            if vm_id not in self._vms:
+                return PowerState.NOSTATE
+            if self._vms[vm_id] != state:
+                self._log(vm_id, msg)
+            self._vms[vm_id] = state
+            return state
+
+    def ensure_stopped(self, vm_id: str) -> PowerState:
+        return self._set(vm_id, PowerState.SHUTDOWN, "fake: powered off")
+
+    def ensure_paused(self, vm_id: str) -> PowerState:
+        return self._set(vm_id, PowerState.PAUSED, "fake: paused")
+
+    def ensure_suspended(self, vm_id: str) -> PowerState:
+        return self._set(vm_id, PowerState.SUSPENDED, "fake: suspended")
+
+    def ensure_deleted(self, vm_id: str) -> None:
+        with self._lock:
+            self._vms.pop(vm_id, None)
+            self._specs.pop(vm_id, None)
+            self._console.pop(vm_id, None)
+
+    def reboot(self, spec: VmSpec, hard: bool) -> PowerState:
+        with self._lock:
+            self._log(spec.id, "fake: hard reset" if hard else "fake: rebooting")
+            self._vms[spec.id] = PowerState.RUNNING
+            self._specs[spec.id] = spec
+            return PowerState.RUNNING
+
+    def rebuild(self, spec: VmSpec) -> PowerState:
+        with self._lock:
+            self._log(spec.id, "fake: rebuilt from image")
+        self.ensure_deleted(spec.id)
+        return self.ensure_running(spec)
+
+    def observe(self, vm_id: str) -> PowerState:
+        with self._lock:
+            return self._vms.get(vm_id, PowerState.NOSTATE)
+
+    def list_vms(self) -> list[str]:
+        with self._lock:
+            return list(self._vms)
+
+    def console_output(self, vm_id: str, length: int | None = None) -> str:
+        with self._lock:
+            lines = self._console.get(vm_id, [])
+            if length is not None:
+                lines = lines[-length:] if length > 0 else []
+            return "\n".join(lines) + ("\n" if lines else "")
+
+    def snapshot(self, vm_id: str) -> bytes:
+        return b"\0" * 65536  # a fake disk: 64 KiB of zeros
+
+
+def make_driver(name: str, data_dir: Path):  # type: ignore[no-untyped-def]
+    if name == "fake":
+        return FakeDriver(data_dir)
+    raise ValueError(f"unknown compute driver {name!r} (available: fake)")

@@ -1,0 +1,235 @@
+"""Server actions: validate the state, set the task, hand the work to the agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from kumo.common.context import RequestContext
+from kumo.compute.errors import BadRequest, Conflict, NotFound
+from kumo.compute.models import Flavor, Migration, Server
+from kumo.compute.scheduler import claims
+from kumo.compute.service import flavors as flavor_svc
+from kumo.compute.service import validate as v
+from kumo.compute.service.core import ComputeService, new_uuid, now
+from kumo.compute.service.servers import check_lock, get_server, new_action
+from kumo.compute.service.states import ACTIVE, ERROR, PAUSED, RESIZED, STOPPED, SUSPENDED
+
+# action -> (allowed vm_states, task_state while running, agent op, instance-action name)
+TABLE: dict[str, tuple[tuple[str, ...], str | None, str | None, str]] = {
+    "reboot_soft": ((ACTIVE,), "rebooting", "reboot", "reboot"),
+    "reboot_hard": ((ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR), "rebooting_hard", "reboot_hard", "reboot"),
+    "stop": ((ACTIVE, ERROR), "powering-off", "stop", "stop"),
+    "start": ((STOPPED,), "powering-on", "start", "start"),
+    "pause": ((ACTIVE,), "pausing", "pause", "pause"),
+    "unpause": ((PAUSED,), "unpausing", "unpause", "unpause"),
+    "suspend": ((ACTIVE,), "suspending", "suspend", "suspend"),
+    "resume": ((SUSPENDED,), "resuming", "resume", "resume"),
+    "rebuild": ((ACTIVE, STOPPED, ERROR), "rebuilding", "rebuild", "rebuild"),
+    "resize": ((ACTIVE, STOPPED), "resize_prep", "resize", "resize"),
+    "revert_resize": ((RESIZED,), "resize_reverting", "revert_resize", "revertResize"),
+}
+
+# agent op -> (vm_state after, power_state after); None keeps the vm_state it had
+RESULT: dict[str, tuple[str | None, int]] = {
+    "build": (ACTIVE, 1), "reboot": (ACTIVE, 1), "reboot_hard": (ACTIVE, 1), "stop": (STOPPED, 4),
+    "start": (ACTIVE, 1), "pause": (PAUSED, 3), "unpause": (ACTIVE, 1), "suspend": (SUSPENDED, 7),
+    "resume": (ACTIVE, 1), "rebuild": (None, 1), "resize": (RESIZED, 1), "revert_resize": (None, 1),
+}
+
+
+def _state_error(server: Server, action: str) -> Conflict:
+    if server.task_state:
+        return Conflict(f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}")
+    return Conflict(f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}")
+
+
+def start_action(svc: ComputeService, ctx: RequestContext, server_id: str, action: str,
+                 extra: dict[str, Any] | None = None, api_name: str | None = None) -> Server:
+    allowed, task, op, action_name = TABLE[action]
+    server = get_server(svc, ctx, server_id, write=True)
+    check_lock(svc, ctx, server)
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        if server is None or server.deleted:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        if server.vm_state not in allowed or server.task_state is not None:
+            raise _state_error(server, api_name or action_name)
+        if action == "reboot_hard" and server.task_state in ("rebooting_hard",):
+            raise _state_error(server, "reboot")
+        server.task_state = task
+        server.op_seq += 1
+        server.pending = {"op": op, "seq": server.op_seq, "from": server.vm_state, **(extra or {})}
+        server.updated_at = now()
+        s.add(new_action(ctx, server_id, action_name))
+    svc.notifier.bump()
+    return server
+
+
+def lock(svc: ComputeService, ctx: RequestContext, server_id: str, locked: bool, reason: str | None = None) -> None:
+    server = get_server(svc, ctx, server_id, write=True)
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        if not locked and server.locked and server.locked_by == "admin" and not svc.is_admin(ctx):
+            raise Conflict(f"Instance {server_id} is locked by an administrator")
+        server.locked = locked
+        server.locked_by = ("admin" if svc.is_admin(ctx) and ctx.project_id != server.project_id else "owner") if locked else None
+        server.locked_reason = reason if locked else None
+        server.updated_at = now()
+        s.add(new_action(ctx, server_id, "lock" if locked else "unlock"))
+
+
+def prepare_resize(svc: ComputeService, ctx: RequestContext, server_id: str, flavor_ref: Any) -> dict[str, Any]:
+    if flavor_ref is None or flavor_ref == "":
+        raise BadRequest("Invalid input for field/attribute flavorRef. Value: None.")
+    if not isinstance(flavor_ref, str | int) or isinstance(flavor_ref, bool):
+        raise BadRequest("Invalid input for field/attribute flavorRef.")
+    fid = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+    server = get_server(svc, ctx, server_id, write=True)
+    try:
+        flavor = flavor_svc.get_flavor(svc, ctx, fid)
+    except NotFound:
+        raise BadRequest(f"Unable to find flavor {fid}") from None
+    if flavor.id == server.flavor_id:
+        raise BadRequest("When resizing, instances must change flavor!")
+    return flavor_svc.snapshot(flavor)
+
+
+def resize(svc: ComputeService, ctx: RequestContext, server_id: str, new_flavor: dict[str, Any]) -> Server:
+    from kumo.compute.models import ComputeNode
+
+    dv, dr = new_flavor["vcpus"], new_flavor["ram"]
+    dd = new_flavor["disk"] + new_flavor.get("ephemeral", 0)
+    server = get_server(svc, ctx, server_id, write=True)
+    with svc.db.reader() as s:
+        node = s.execute(select(ComputeNode).where(ComputeNode.host == (server.host or ""))).scalar_one_or_none()
+    if server.vm_state in (ACTIVE, STOPPED) and (node is None or not claims.fits(node, svc.settings, dv, dr, dd)):
+        raise BadRequest("No valid host was found. No valid host found for resize")
+    server = start_action(svc, ctx, server_id, "resize", {"flavor": new_flavor})
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        node = s.execute(select(ComputeNode).where(ComputeNode.host == server.host).with_for_update()).scalar_one_or_none()
+        if node is not None:
+            claims.claim(node, dv, dr, dd)
+            node.running_vms -= 1
+        s.add(Migration(uuid=new_uuid(), server_id=server_id, project_id=server.project_id, user_id=server.user_id,
+                        migration_type="resize", status="migrating", source_compute=server.host,
+                        dest_compute=server.host, source_node=server.node, dest_node=server.node,
+                        old_flavor_id=server.flavor_id, new_flavor_id=new_flavor["id"], created_at=now(),
+                        updated_at=now()))
+    return server
+
+
+def confirm_resize(svc: ComputeService, ctx: RequestContext, server_id: str) -> None:
+    server = get_server(svc, ctx, server_id, write=True)
+    check_lock(svc, ctx, server)
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        if server.vm_state != RESIZED or server.task_state is not None:
+            raise _state_error(server, "confirmResize")
+        if server.old_flavor:
+            claims.release(s, server.host, server.old_flavor)
+            from kumo.compute.models import ComputeNode
+
+            node = s.execute(select(ComputeNode).where(ComputeNode.host == server.host)).scalar_one_or_none()
+            if node is not None:
+                node.running_vms += 1
+        server.old_flavor = None
+        prev = (server.pending or {}).get("from") if server.pending else None
+        server.vm_state = STOPPED if server.power_state == 4 or prev == STOPPED else ACTIVE
+        server.updated_at = now()
+        _migration_status(s, server_id, "confirmed")
+        s.add(new_action(ctx, server_id, "confirmResize"))
+
+
+def _migration_status(s: Any, server_id: str, status: str) -> None:
+    m = s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc())).scalars().first()
+    if m is not None:
+        m.status, m.updated_at = status, now()
+
+
+def reset_state(svc: ComputeService, ctx: RequestContext, server_id: str, state: Any) -> None:
+    svc.require_admin(ctx, "os_compute_api:os-admin-actions:reset_state")
+    if state not in ("active", "error"):
+        raise BadRequest("Invalid input for field/attribute state.")
+    get_server(svc, ctx, server_id)
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        server.vm_state, server.task_state, server.pending = state, None, None
+        server.updated_at = now()
+
+
+def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise BadRequest("Invalid input for field/attribute rebuild.")
+    allowed = {"imageRef", "name", "adminPass", "metadata", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
+               "preserve_ephemeral", "personality"}
+    if mv.matches("2.19"):
+        allowed.add("description")
+    if mv.matches("2.54"):
+        allowed.add("key_name")
+    if mv.matches("2.57"):
+        allowed.add("user_data")
+    v.only_keys(data, allowed)
+    image_ref = data.get("imageRef")
+    if not isinstance(image_ref, str) or not image_ref:
+        raise BadRequest("Invalid input for field/attribute imageRef.")
+    out: dict[str, Any] = {"image_ref": image_ref.rstrip("/").rsplit("/", 1)[-1]}
+    if "name" in data:
+        out["name"] = v.name(data["name"], allow_blank_edges=True)
+    if "metadata" in data:
+        out["metadata"] = v.metadata(data["metadata"])
+    if "description" in data:
+        out["description"] = v.string(data["description"], "description", 255, nullable=True)
+    if "adminPass" in data:
+        out["admin_pass"] = v.string(data["adminPass"], "adminPass", 255)
+    if "key_name" in data:
+        out["key_name"] = data["key_name"]
+    if "user_data" in data:
+        out["user_data"] = data["user_data"]
+    for k in ("accessIPv4", "accessIPv6"):
+        if k in data:
+            out[k] = data[k]
+    return out
+
+
+def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args: dict[str, Any]) -> Server:
+    server = start_action(svc, ctx, server_id, "rebuild", {"image_id": args["image_ref"]})
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        server.image_id = args["image_ref"]
+        if "name" in args:
+            server.name = args["name"]
+        if "metadata" in args:
+            server.metadata_ = args["metadata"]
+        if "description" in args:
+            server.description = args["description"]
+        if "user_data" in args:
+            server.user_data = args["user_data"]
+        if "accessIPv4" in args:
+            server.access_ipv4 = args["accessIPv4"] or ""
+        if "accessIPv6" in args:
+            server.access_ipv6 = args["accessIPv6"] or ""
+        if "key_name" in args:
+            if args["key_name"] is None:
+                server.key_name, server.key_data = None, None
+            else:
+                from kumo.compute.models import Keypair
+
+                kp = s.execute(select(Keypair).where(Keypair.user_id == ctx.user_id,
+                                                     Keypair.name == args["key_name"])).scalar_one_or_none()
+                if kp is None:
+                    raise BadRequest("Invalid key_name provided.")
+                server.key_name, server.key_data = kp.name, kp.public_key
+    return server
+
+
+def flavor_exists(svc: ComputeService, fid: str) -> bool:
+    with svc.db.reader() as s:
+        return s.get(Flavor, fid) is not None

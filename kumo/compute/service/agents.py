@@ -1,0 +1,203 @@
+"""The internal agent API's domain side: registration, heartbeats, desired state, reports."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from sqlalchemy import select
+
+from kumo.compute.errors import BadRequest, NotFound
+from kumo.compute.models import ComputeNode, ComputeService, InstanceAction, Migration, Server
+from kumo.compute.scheduler import claims
+from kumo.compute.service.actions import RESULT
+from kumo.compute.service.core import ComputeService as Svc
+from kumo.compute.service.core import iso, new_uuid, now
+from kumo.compute.service.servers import finish_delete, host_id, set_error
+from kumo.compute.service.states import ACTIVE, PAUSED, RESIZED, STOPPED, SUSPENDED
+
+DESIRED = {ACTIVE: "running", RESIZED: "running", STOPPED: "stopped", PAUSED: "paused", SUSPENDED: "suspended"}
+CONSOLE_MAX = 65536
+
+
+def ensure_control_services(svc: Svc) -> None:
+    """The in-process scheduler and conductor show up in os-services like Nova's."""
+    host = socket.gethostname()
+    with svc.db.session() as s:
+        for binary in ("nova-scheduler", "nova-conductor"):
+            row = s.execute(select(ComputeService).where(ComputeService.binary == binary)).scalar_one_or_none()
+            if row is None:
+                s.add(ComputeService(uuid=new_uuid(), host=host, binary=binary, topic=binary.split("-")[1],
+                                     zone="internal", created_at=now(), updated_at=now(), last_seen=now()))
+
+
+def register(svc: Svc, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("host"), str) or not body["host"]:
+        raise BadRequest("host is required")
+    inv = body.get("inventory") or {}
+    host = body["host"]
+    ts = now()
+    with svc.db.session() as s:
+        service = s.execute(select(ComputeService).where(ComputeService.host == host,
+                                                         ComputeService.binary == "nova-compute")).scalar_one_or_none()
+        if service is None:
+            service = ComputeService(uuid=new_uuid(), host=host, binary="nova-compute", topic="compute",
+                                     zone=body.get("zone") or "nova", created_at=ts)
+            s.add(service)
+        service.last_seen, service.updated_at = ts, ts
+        node = s.execute(select(ComputeNode).where(ComputeNode.host == host)).scalar_one_or_none()
+        if node is None:
+            node = ComputeNode(uuid=new_uuid(), host=host, hypervisor_hostname=body.get("hypervisor_hostname") or host,
+                               hypervisor_type=body.get("hypervisor_type", "fake"), vcpus=0, memory_mb=0, local_gb=0,
+                               created_at=ts)
+            s.add(node)
+        node.hypervisor_type = body.get("hypervisor_type", node.hypervisor_type)
+        node.hypervisor_version = int(body.get("hypervisor_version") or 1000)
+        node.host_ip = body.get("host_ip") or "127.0.0.1"
+        node.vcpus = int(inv.get("vcpus", 1))
+        node.memory_mb = int(inv.get("memory_mb", 1024))
+        node.local_gb = int(inv.get("local_gb", 10))
+        node.cpu_info = body.get("cpu_info") or {}
+        node.updated_at = ts
+        # recompute usage from the servers placed here (self-healing after crashes)
+        rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
+        node.vcpus_used = sum(r.flavor.get("vcpus", 0) + (r.old_flavor or {}).get("vcpus", 0) for r in rows)
+        node.memory_mb_used = sum(r.flavor.get("ram", 0) + (r.old_flavor or {}).get("ram", 0) for r in rows)
+        node.local_gb_used = sum(r.flavor.get("disk", 0) + r.flavor.get("ephemeral", 0)
+                                 + (r.old_flavor or {}).get("disk", 0) for r in rows)
+        node.running_vms = len(rows)
+        return {"host": host, "service_id": service.uuid, "node_id": node.uuid}
+
+
+def heartbeat(svc: Svc, host: str) -> None:
+    with svc.db.session() as s:
+        service = s.execute(select(ComputeService).where(ComputeService.host == host,
+                                                         ComputeService.binary == "nova-compute")).scalar_one_or_none()
+        if service is None:
+            raise NotFound(f"Compute host {host} is not registered.")
+        service.last_seen = now()
+        for other in s.execute(select(ComputeService).where(ComputeService.binary != "nova-compute")).scalars():
+            other.last_seen = service.last_seen
+
+
+def _spec(svc: Svc, server: Server) -> dict[str, Any]:
+    image_url = None
+    for etype, _n, url in svc.extras.get("endpoints", []):
+        if etype == "image" and server.image_id:
+            image_url = f"{url}/v2/images/{server.image_id}/file"
+    f = server.flavor
+    return {
+        "id": server.id, "name": server.name, "hostname": server.hostname, "project_id": server.project_id,
+        "flavor": {"name": f.get("name", ""), "vcpus": f["vcpus"], "ram_mb": f["ram"], "disk_gb": f["disk"],
+                   "ephemeral_gb": f.get("ephemeral", 0), "swap_mb": f.get("swap", 0),
+                   "extra_specs": f.get("extra_specs", {})},
+        "image": {"id": server.image_id, "url": image_url} if server.image_id else None,
+        "block_devices": server.block_devices or [],
+        "ports": [{"id": p["id"], "network_id": p.get("network_id", ""), "mac_address": p.get("mac", ""),
+                   "fixed_ips": p.get("ips", [])} for p in server.ports or []],
+        "user_data": server.user_data, "metadata": server.metadata_ or {}, "config_drive": server.config_drive,
+        "key_name": server.key_name, "public_key": server.key_data,
+    }
+
+
+def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
+    with svc.db.reader() as s:
+        rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
+    out = []
+    for r in rows:
+        out.append({
+            "id": r.id, "pending": r.pending, "desired": DESIRED.get(r.vm_state),
+            "vm_state": r.vm_state, "power_state": r.power_state, "spec": _spec(svc, r),
+        })
+    return out
+
+
+def report(svc: Svc, server_id: str, body: Any) -> None:
+    if not isinstance(body, dict):
+        raise BadRequest("report body must be an object")
+    seq = body.get("seq")
+    ts = now()
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        if server is None:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        if "console" in body and isinstance(body["console"], str):
+            server.console = body["console"][-CONSOLE_MAX:]
+        pending = server.pending
+        if pending is None or seq is None or pending.get("seq") != seq:
+            if "power_state" in body and pending is None and not server.deleted:
+                server.power_state = int(body["power_state"])
+            return
+        op = pending["op"]
+        ok = bool(body.get("ok", True))
+        _finish_event(s, server, op, ok, body.get("fault"), ts)
+        if not ok:
+            if op == "build":
+                claims.release(s, server.host, server.flavor)
+            set_error(server, str(body.get("fault") or "The driver failed."), 500)
+            server.updated_at = ts
+            return
+        if op == "delete":
+            finish_delete(s, server)
+            return
+        power = int(body.get("power_state", RESULT.get(op, (None, 1))[1]))
+        vm_state = RESULT[op][0]
+        if op == "resize":
+            server.old_flavor = server.flavor
+            server.flavor = pending["flavor"]
+            server.flavor_id = pending["flavor"]["id"]
+            _migration(s, server.id, "finished")
+        elif op == "revert_resize":
+            claims.release(s, server.host, server.flavor)
+            node = s.execute(select(ComputeNode).where(ComputeNode.host == server.host)).scalar_one_or_none()
+            if node is not None:
+                node.running_vms += 1
+            if server.old_flavor:
+                server.flavor = server.old_flavor
+                server.flavor_id = server.old_flavor["id"]
+            server.old_flavor = None
+            vm_state = ACTIVE
+            _migration(s, server.id, "reverted")
+        elif op == "rebuild":
+            vm_state = STOPPED if pending.get("from") == STOPPED else ACTIVE
+            power = 4 if vm_state == STOPPED else power
+        if op in ("build", "rebuild"):
+            server.launched_at = ts
+        server.vm_state = vm_state or server.vm_state
+        server.power_state = power
+        server.task_state = None
+        server.pending = None if op != "resize" else {"op": None, "seq": None, "from": pending.get("from")}
+        if op == "resize":
+            server.pending = None
+        server.fault = None if op == "build" else server.fault
+        server.updated_at = ts
+
+
+def _migration(s: Any, server_id: str, status: str) -> None:
+    m = s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc())).scalars().first()
+    if m is not None:
+        m.status, m.updated_at = status, now()
+
+
+EVENT_NAMES = {"build": "compute__do_build_and_run_instance", "reboot": "compute_reboot_instance",
+               "reboot_hard": "compute_reboot_instance", "stop": "compute_stop_instance",
+               "start": "compute_start_instance", "pause": "compute_pause_instance",
+               "unpause": "compute_unpause_instance", "suspend": "compute_suspend_instance",
+               "resume": "compute_resume_instance", "rebuild": "compute_rebuild_instance",
+               "resize": "compute_finish_resize", "revert_resize": "compute_finish_revert_resize",
+               "delete": "compute_terminate_instance"}
+
+
+def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any) -> None:
+    act = s.execute(select(InstanceAction).where(InstanceAction.server_id == server.id)
+                    .order_by(InstanceAction.id.desc())).scalars().first()
+    if act is None:
+        return
+    act.events = list(act.events or []) + [{
+        "event": EVENT_NAMES.get(op, f"compute_{op}"), "start_time": iso(act.start_time), "finish_time": iso(ts),
+        "result": "Success" if ok else "Error", "traceback": None if ok else str(fault),
+        "host": server.host, "hostId": host_id(server.project_id, server.host),
+    }]
+    if not ok:
+        act.message = "Error"
+    act.updated_at = ts

@@ -1,0 +1,106 @@
+"""``/v2/images/{id}/file`` and ``/stage`` (streamed both ways) and ``/import``."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response, StreamingResponse
+
+from kumo.common.asgi import API, Call
+from kumo.image.api.render import svc
+from kumo.image.errors import BadRequest, UnsupportedMediaType
+from kumo.image.service import data
+
+api = API()
+
+BUFFER = 1024 * 1024  # gather the request's small chunks into 1 MiB writes
+
+
+def _content_length(call: Call) -> int | None:
+    raw = call.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise BadRequest("Invalid Content-Length.") from None
+    if n < 0:
+        raise BadRequest("Invalid Content-Length.")
+    return n
+
+
+async def _receive(call: Call, staged: bool) -> Response:
+    media = (call.headers.get("content-type") or "application/octet-stream").split(";", 1)[0].strip().lower()
+    if media != "application/octet-stream":
+        raise UnsupportedMediaType(f"Content-Type must be application/octet-stream, not {media}.")
+    service = svc(call)
+    image_id = call.params["image_id"]
+    length = _content_length(call)
+    upload = await anyio.to_thread.run_sync(
+        lambda: data.begin_upload(service, call.ctx, image_id, length, staged=staged)
+    )
+    try:
+        buf = bytearray()
+        async for chunk in call.request.stream():
+            buf += chunk
+            if len(buf) >= BUFFER:
+                block, buf = bytes(buf), bytearray()
+                await anyio.to_thread.run_sync(upload.write, block)
+        if buf:
+            await anyio.to_thread.run_sync(upload.write, bytes(buf))
+        if length is not None and upload.size != length:
+            raise BadRequest(f"Received {upload.size} bytes, but Content-Length said {length}.")
+    except BaseException as err:
+        await anyio.to_thread.run_sync(data.fail_upload, upload, err)
+        if isinstance(err, ClientDisconnect):
+            raise BadRequest("The client disconnected during the upload.") from None
+        raise
+    await anyio.to_thread.run_sync(data.finish_upload, upload)
+    return Response(status_code=204)
+
+
+@api.route("/v2/images/{image_id}/file", "PUT", raw=True)
+async def upload_image(call: Call):
+    return await _receive(call, staged=False)
+
+
+@api.route("/v2/images/{image_id}/stage", "PUT", raw=True)
+async def stage_image(call: Call):
+    return await _receive(call, staged=True)
+
+
+@api.route("/v2/images/{image_id}/import", "POST")
+def import_image(call: Call):
+    data.import_image(svc(call), call.ctx, call.params["image_id"], call.body)
+    return Response(status_code=202)
+
+
+@api.route("/v2/images/{image_id}/file", "GET")
+async def download_image(call: Call):
+    service = svc(call)
+    image_id = call.params["image_id"]
+    dl = await anyio.to_thread.run_sync(lambda: data.begin_download(service, call.ctx, image_id))
+    if dl.location is None:
+        return Response(status_code=204)
+    rng = data.parse_range(call.headers.get("range"), dl.size)
+    start, end = rng if rng else (0, dl.size - 1)
+    headers = {"Content-Length": str(end - start + 1 if dl.size else 0)}
+    status = 200
+    if rng:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{dl.size}"
+    elif dl.checksum:
+        headers["Content-MD5"] = dl.checksum
+    store = service.store
+    chunks = store.read(dl.location, start, end) if dl.size else iter(())
+
+    async def body():  # type: ignore[no-untyped-def]
+        while True:
+            chunk = await anyio.to_thread.run_sync(next, chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    return StreamingResponse(
+        body(), status_code=status, headers=headers, media_type="application/octet-stream"
+    )

@@ -1,0 +1,47 @@
+"""Image policy: Glance's secure-RBAC defaults.
+
+Readers of a project read, members of the project write what their project
+owns, admins act everywhere. Making an image public ("publicize_image") is for
+admins only; deactivating is for the owner's members and admins, as Glance's
+defaults allow.
+"""
+
+from __future__ import annotations
+
+from kumo.common.policy import (
+    ADMIN,
+    Policy,
+    any_of,
+    cloud_admin,
+    project_member,
+    project_reader,
+    system_reader,
+)
+
+READ = any_of(cloud_admin, system_reader, project_reader)
+WRITE = any_of(cloud_admin, project_member)
+
+POLICY = Policy(
+    {
+        "get_images": READ,
+        "get_image": READ,
+        "download_image": READ,
+        "add_image": WRITE,
+        "modify_image": WRITE,
+        "delete_image": WRITE,
+        "upload_image": WRITE,
+        "publicize_image": ADMIN,
+        "communitize_image": WRITE,
+        "deactivate": WRITE,
+        "reactivate": WRITE,
+        "add_member": WRITE,
+        "delete_member": WRITE,
+        "get_member": READ,
+        "get_members": READ,
+        "modify_member": WRITE,
+        "get_tasks": READ,
+        "get_usage": READ,
+        "set_owner": ADMIN,
+        "download_deactivated": ADMIN,
+    }
+)

@@ -1,0 +1,403 @@
+"""Image data: streamed upload (direct or staged), import, download, usage.
+
+An upload moves the image ``queued -> saving -> active`` (staging:
+``queued -> uploading``, then import: ``uploading -> importing -> active``).
+Data streams through :class:`Upload` into a temporary file in the store, hashed
+(md5 for ``checksum``, sha512 for ``os_hash_value``) and inspected on the way;
+nothing holds the whole image in memory. Data that does not match its
+disk_format or fails a safety check is refused with 400 and the image returns
+to ``queued`` with the partial data removed, as Glance does; an upload cut off
+midway leaves the image ``killed``, its partial data removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from kumo.common.context import RequestContext
+from kumo.image import formats
+from kumo.image.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidImageData,
+    NotFound,
+    PayloadTooLarge,
+    image_not_found,
+)
+from kumo.image.models import Image, Task
+from kumo.image.service.core import ImageService, is_admin, utcnow
+from kumo.image.store import FileStore, Writer
+
+log = logging.getLogger("kumo.image")
+
+IMPORT_METHODS = ("glance-direct",)
+
+
+def _quota_used(s: Any, owner: str | None, staged: bool) -> int:
+    if staged:
+        rows = s.scalars(select(Image.staging).where(Image.owner == owner, Image.staging.is_not(None)))
+        return sum(int((r or {}).get("size") or 0) for r in rows)
+    return int(s.scalar(select(func.coalesce(func.sum(Image.size), 0)).where(Image.owner == owner)) or 0)
+
+
+def _uploading_count(s: Any, owner: str | None) -> int:
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(Image.owner == owner, Image.status.in_(("saving", "uploading", "importing")))
+        )
+        or 0
+    )
+
+
+@dataclass
+class Upload:
+    """One stream of data on its way into a store (call ``write`` off the event loop)."""
+
+    svc: ImageService
+    image_id: str
+    owner: str | None
+    store: FileStore
+    staged: bool
+    disk_format: str | None
+    container_format: str | None
+    limit: int | None  # bytes this upload may still take under the project's quota
+    writer: Writer | None = None
+    md5: Any = field(default_factory=hashlib.md5)
+    sha512: Any = field(default_factory=hashlib.sha512)
+    inspector: formats.Inspector = field(default_factory=formats.Inspector)
+    size: int = 0
+
+    def open(self) -> None:
+        self.writer = self.store.writer(self.image_id)
+
+    def write(self, data: bytes) -> None:
+        assert self.writer is not None
+        self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            quota = "image_stage_total" if self.staged else "image_size_total"
+            raise PayloadTooLarge(f"The image would exceed the project's {quota} quota.")
+        self.md5.update(data)
+        self.sha512.update(data)
+        self.inspector.feed(data)
+        self.writer.write(data)
+
+
+def begin_upload(
+    svc: ImageService, ctx: RequestContext, image_id: str, content_length: int | None, *, staged: bool
+) -> Upload:
+    with svc.db.session() as s:
+        image = svc.get_visible(s, ctx, image_id)
+        if not svc.owns(ctx, image):
+            raise Forbidden("You are not permitted to upload data for this image.")
+        svc.enforce(ctx, "upload_image", image)
+        if image.status != "queued":
+            what = "stage" if staged else "upload"
+            raise Conflict(
+                f"Image status transition from {image.status} to "
+                f"{'uploading' if staged else 'saving'} is not allowed; cannot {what} data."
+            )
+        if not staged and (not image.disk_format or not image.container_format):
+            raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
+        st = svc.settings
+        limit: int | None = None
+        total = st.image_stage_total if staged else st.image_size_total
+        if total >= 0:
+            limit = max(0, total - _quota_used(s, image.owner, staged))
+            if content_length is not None and content_length > limit:
+                raise PayloadTooLarge(
+                    f"The image would exceed the project's {'image_stage_total' if staged else 'image_size_total'} quota."
+                )
+        if st.image_count_uploading >= 0 and _uploading_count(s, image.owner) + 1 > st.image_count_uploading:
+            raise PayloadTooLarge("Maximum number of images being uploaded (image_count_uploading) exceeded.")
+        new = "uploading" if staged else "saving"
+        done = s.execute(
+            update(Image)
+            .where(Image.id == image_id, Image.status == "queued")
+            .values(status=new, updated_at=utcnow())
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("Image is already being uploaded.")
+        upload = Upload(
+            svc,
+            image_id,
+            image.owner,
+            svc.staging if staged else svc.store,
+            staged,
+            image.disk_format,
+            image.container_format,
+            limit,
+        )
+    try:
+        upload.open()
+    except BaseException:
+        _reset(svc, image_id, "queued")
+        raise
+    return upload
+
+
+def _reset(svc: ImageService, image_id: str, status: str) -> None:
+    with svc.db.session() as s:
+        s.execute(
+            update(Image)
+            .where(Image.id == image_id, Image.status.in_(("saving", "uploading")))
+            .values(status=status, staging=None, updated_at=utcnow())
+        )
+
+
+def fail_upload(upload: Upload, err: BaseException) -> None:
+    """Throw the partial data away; a refused upload returns to queued, a broken one is killed."""
+    if upload.writer is not None:
+        try:
+            upload.writer.abort()
+        except OSError:
+            log.exception("could not remove partial data of image %s", upload.image_id)
+    refused = isinstance(err, (BadRequest, PayloadTooLarge, Conflict, Forbidden))
+    _reset(upload.svc, upload.image_id, "queued" if refused or upload.staged else "killed")
+
+
+def finish_upload(upload: Upload) -> None:
+    svc = upload.svc
+    assert upload.writer is not None
+    found = upload.inspector.result()
+    problem = formats.check(upload.disk_format, upload.container_format, found)
+    if problem and not upload.staged:
+        err = InvalidImageData(problem)
+        fail_upload(upload, err)
+        raise err
+    location = upload.writer.commit()
+    upload.writer = None
+    with svc.db.session() as s:
+        image = s.get(Image, upload.image_id)
+        expected = "uploading" if upload.staged else "saving"
+        if image is None or image.status != expected:  # deleted (or reset) while uploading
+            upload.store.delete(location)
+            raise Conflict(f"Image {upload.image_id} was deleted or changed during the upload.")
+        facts = {
+            "size": upload.size,
+            "checksum": upload.md5.hexdigest(),
+            "os_hash_value": upload.sha512.hexdigest(),
+            "virtual_size": found.virtual_size if found.format != "raw" else upload.size,
+        }
+        if upload.staged:
+            image.staging = {**facts, "location": location, "format": found.format, "problem": problem}
+        else:
+            _set_data(image, facts, svc.store.id, location)
+        image.updated_at = utcnow()
+
+
+def _set_data(image: Image, facts: dict[str, Any], store_id: str, location: str) -> None:
+    image.size = facts["size"]
+    image.checksum = facts["checksum"]
+    image.os_hash_algo = "sha512"
+    image.os_hash_value = facts["os_hash_value"]
+    image.virtual_size = facts["virtual_size"]
+    image.store = store_id
+    image.location = location
+    image.status = "active"
+
+
+# -- import -----------------------------------------------------------------------
+
+
+def import_image(svc: ImageService, ctx: RequestContext, image_id: str, body: Any) -> None:
+    if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
+        raise BadRequest("Import request requires a 'method' object.")
+    method = body["method"].get("name")
+    if method not in IMPORT_METHODS:
+        raise BadRequest(f"Import method {method!r} is not valid; available: {', '.join(IMPORT_METHODS)}.")
+    stores = body.get("stores")
+    known = [st.id for st in svc.stores]
+    if stores is not None:
+        if not isinstance(stores, list) or not all(isinstance(x, str) for x in stores):
+            raise BadRequest("'stores' must be a list of store identifiers.")
+        unknown = [x for x in stores if x not in known]
+        if unknown:
+            raise Conflict(f"Unknown stores: {', '.join(unknown)}")
+    targets = stores or known
+    with svc.db.session() as s:
+        image = svc.get_visible(s, ctx, image_id)
+        if not svc.owns(ctx, image):
+            raise Forbidden("You are not permitted to import this image.")
+        svc.enforce(ctx, "modify_image", image)
+        if image.status != "uploading" or not image.staging:
+            raise Conflict(
+                f"Image needs to be staged before 'glance-direct' method can be used "
+                f"(image status is {image.status})."
+            )
+        if not image.disk_format or not image.container_format:
+            raise BadRequest("Properties disk_format, container_format must be set prior to importing data.")
+        now = utcnow()
+        task = Task(
+            id=str(uuid.uuid4()),
+            image_id=image_id,
+            type="api_image_import",
+            status="processing",
+            owner=ctx.project_id,
+            user_id=ctx.user_id,
+            request_id=ctx.request_id,
+            input={"image_id": image_id, "import_req": {k: v for k, v in body.items()}, "backend": targets},
+            result=None,
+            message="",
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(task)
+        image.status = "importing"
+        image.updated_at = now
+        staging = dict(image.staging)
+        disk_format, container_format = image.disk_format, image.container_format
+    task_id = task.id
+    found = formats.Detected(staging.get("format") or "raw", staging.get("virtual_size"))
+    problem = staging.get("problem") or formats.check(disk_format, container_format, found)
+    location = staging["location"]
+    if problem:
+        svc.staging.delete(location)
+        _end_task(svc, task_id, "failure", problem, image_id, "queued")
+        return
+    try:
+        final = svc.store.adopt(svc.staging.path(location), image_id)
+    except OSError as exc:
+        _end_task(svc, task_id, "failure", f"could not import the data: {exc}", image_id, "queued")
+        return
+    with svc.db.session() as s:
+        image = s.get(Image, image_id)
+        if image is None or image.status != "importing":
+            svc.store.delete(final)
+        else:
+            _set_data(image, staging, svc.store.id, final)
+            image.staging = None
+            image.updated_at = utcnow()
+    _end_task(svc, task_id, "success", "", None, None)
+
+
+def _end_task(
+    svc: ImageService, task_id: str, status: str, message: str, image_id: str | None, image_status: str | None
+) -> None:
+    now = utcnow()
+    with svc.db.session() as s:
+        task = s.get(Task, task_id)
+        if task is not None:
+            task.status = status
+            task.message = message
+            task.updated_at = now
+            task.expires_at = now + timedelta(hours=48)
+            task.result = {"image_id": task.image_id} if status == "success" else None
+        if image_id and image_status:
+            s.execute(
+                update(Image)
+                .where(Image.id == image_id)
+                .values(status=image_status, staging=None, updated_at=now)
+            )
+
+
+def list_tasks(svc: ImageService, ctx: RequestContext, image_id: str) -> list[Task]:
+    svc.enforce(ctx, "get_tasks")
+    with svc.reading() as s:
+        svc.get_visible(s, ctx, image_id)
+        return list(s.scalars(select(Task).where(Task.image_id == image_id).order_by(Task.created_at)))
+
+
+# -- download -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    location: str | None
+    size: int
+    checksum: str | None
+
+
+def begin_download(svc: ImageService, ctx: RequestContext, image_id: str) -> Download:
+    svc.enforce(ctx, "download_image")
+    with svc.reading() as s:
+        image = svc.get_visible(s, ctx, image_id)
+    if image.status == "deactivated" and not is_admin(ctx):
+        raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+    if image.location is None or image.status not in ("active", "deactivated"):
+        return Download(None, 0, None)
+    return Download(image.location, int(image.size or 0), image.checksum)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a ``Range: bytes=...`` header; None for the whole image."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        raise BadRequest(f"Unsupported Range header: {header}")
+    first, dash, last = spec.strip().partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise _unsatisfiable(size)
+            return max(0, size - n), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        raise BadRequest(f"Invalid Range header: {header}") from None
+    if start >= size or start > end:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> Exception:
+    from kumo.image.errors import RangeNotSatisfiable
+
+    return RangeNotSatisfiable(
+        "Requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"}
+    )
+
+
+def delete_data(svc: ImageService, data: list[tuple[str | None, str | None]]) -> None:
+    for store_id, location in data:
+        if not location:
+            continue
+        store = svc.staging if store_id == "staging" else svc.store
+        try:
+            store.delete(location)
+        except (OSError, ValueError):
+            log.exception("could not delete data at %s", location)
+
+
+def usage(svc: ImageService, ctx: RequestContext) -> dict[str, Any]:
+    svc.enforce(ctx, "get_usage")
+    st = svc.settings
+    owner = ctx.project_id
+    with svc.reading() as s:
+        count = int(s.scalar(select(func.count()).select_from(Image).where(Image.owner == owner)) or 0)
+        size = _quota_used(s, owner, staged=False)
+        staged = _quota_used(s, owner, staged=True)
+        uploading = _uploading_count(s, owner)
+
+    def mib(n: int) -> int:
+        return -(-n // (1024 * 1024))
+
+    return {
+        "image_size_total": {
+            "limit": mib(st.image_size_total) if st.image_size_total >= 0 else -1,
+            "usage": mib(size),
+        },
+        "image_stage_total": {
+            "limit": mib(st.image_stage_total) if st.image_stage_total >= 0 else -1,
+            "usage": mib(staged),
+        },
+        "image_count_total": {"limit": st.image_count_total, "usage": count},
+        "image_count_uploading": {"limit": st.image_count_uploading, "usage": uploading},
+    }
+
+
+def not_found(image_id: str) -> NotFound:
+    return image_not_found(image_id)

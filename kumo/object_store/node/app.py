@@ -1,0 +1,368 @@
+"""The storage node's ASGI app: Swift's backend protocol for accounts, containers, objects.
+
+Paths: ``/{server}/{device}/{partition}/{account}[/{container}[/{object}]]`` where server is
+``account``, ``container`` or ``object``.  Every write carries ``X-Timestamp``; the proxy
+makes all decisions about users and policy, the node only stores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kumo.object_store import ranges
+from kumo.object_store.errors import SwiftError
+from kumo.object_store.http import RawResponse
+from kumo.object_store.node.brokers import AccountBroker, Broker, ContainerBroker, Info
+from kumo.object_store.node.diskfile import ObjectDir, ObjectFile, expired
+from kumo.object_store.utils import hash_path, http_date, now_ts
+
+_DEVICE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# headers kept as an object's metadata, besides the ones the node computes
+_OBJECT_META = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
+_OBJECT_KEEP = (
+    "content-type",
+    "content-disposition",
+    "content-encoding",
+    "x-delete-at",
+    "x-object-manifest",
+    "x-static-large-object",
+    "x-symlink-target",
+    "x-symlink-target-account",
+)
+_POST_KEEP = ("content-length", "etag", "x-timestamp", "name", "x-static-large-object")
+_DB_META = ("x-container-meta-", "x-account-meta-", "x-container-sysmeta-", "x-account-sysmeta-")
+_DB_KEEP = (
+    "x-container-read",
+    "x-container-write",
+    "x-versions-location",
+    "x-history-location",
+    "x-account-access-control",
+    "x-container-sync-to",
+    "x-container-sync-key",
+)
+
+
+def _meta_from(headers: Any, prefixes: tuple[str, ...], keep: tuple[str, ...]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(prefixes) or k.lower() in keep}
+
+
+class StorageNode:
+    def __init__(self, root: Path, hash_suffix: str = "") -> None:
+        self.root = root
+        self.hash_suffix = hash_suffix
+
+    def device(self, name: str) -> Path:
+        if not _DEVICE.match(name):
+            raise SwiftError(400, "Invalid device")
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def broker(self, kind: str, device: str, part: str, *names: str) -> Broker:
+        h = hash_path(*names, suffix=self.hash_suffix)
+        path = self.device(device) / (kind + "s") / part / h[-3:] / h / f"{h}.db"
+        return (AccountBroker if kind == "account" else ContainerBroker)(path)
+
+    async def handle(self, request: Request) -> Response:
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        parts = (
+            unquote(raw.decode("latin-1"), encoding="utf-8", errors="surrogateescape")
+            .lstrip("/")
+            .split("/", 5)
+        )
+        try:
+            if len(parts) < 4 or not parts[2].isdigit():
+                raise SwiftError(400, "Invalid path")
+            server, device, part, names = parts[0], parts[1], parts[2], parts[3:]
+            if server == "object" and len(names) == 3:
+                return await self.object(request, device, part, *names)
+            if server == "container" and len(names) in (2, 3):
+                return await anyio.to_thread.run_sync(
+                    self.container, request, device, part, names, await request.body()
+                )
+            if server == "account" and len(names) in (1, 2):
+                return await anyio.to_thread.run_sync(
+                    self.account, request, device, part, names, await request.body()
+                )
+            raise SwiftError(400, "Invalid path")
+        except SwiftError as err:
+            return RawResponse(
+                err.status, {"content-type": "text/html; charset=UTF-8", **err.headers}, err.body()
+            )
+
+    # ---- objects -------------------------------------------------------------------------------
+
+    async def object(self, request: Request, device: str, part: str, a: str, c: str, o: str) -> Response:
+        objdir = ObjectDir(self.device(device), int(part), hash_path(a, c, o, suffix=self.hash_suffix))
+        method = request.method
+        if method == "PUT":
+            return await self._put_object(request, objdir, f"/{a}/{c}/{o}")
+        obj = await anyio.to_thread.run_sync(objdir.open)
+        if obj is not None and expired(obj.metadata):
+            if method == "DELETE" and request.headers.get("x-if-delete-at"):
+                pass
+            else:
+                return RawResponse(
+                    404,
+                    {
+                        "x-backend-expired": "true",
+                        "x-backend-timestamp": obj.timestamp,
+                        "x-delete-at": obj.metadata.get("x-delete-at", ""),
+                    },
+                )
+        if method == "DELETE":
+            ts = request.headers.get("x-timestamp") or now_ts()
+            if_delete_at = request.headers.get("x-if-delete-at")
+            if if_delete_at and (obj is None or obj.metadata.get("x-delete-at") != if_delete_at):
+                return RawResponse(412 if obj is not None else 404, {})
+            if obj is not None and float(obj.timestamp) >= float(ts):
+                return RawResponse(409, {"x-backend-timestamp": obj.timestamp})
+            await anyio.to_thread.run_sync(objdir.delete, ts)
+            return RawResponse(204 if obj is not None else 404, {"x-backend-timestamp": ts})
+        if obj is None:
+            newest = objdir.newest()
+            return RawResponse(404, {"x-backend-timestamp": newest[0]} if newest else {})
+        if method == "POST":
+            ts = request.headers.get("x-timestamp") or now_ts()
+            meta = {
+                k: v for k, v in obj.metadata.items() if k in _POST_KEEP or k.startswith("x-object-sysmeta-")
+            }
+            meta["content-type"] = obj.metadata.get("content-type", "application/octet-stream")
+            meta.update(_meta_from(request.headers, _OBJECT_META, _OBJECT_KEEP))
+            meta = {k: v for k, v in meta.items() if v != "" or k.startswith("x-object-meta-")}
+            await anyio.to_thread.run_sync(objdir.update_metadata, obj, meta)
+            return RawResponse(202, {"x-backend-timestamp": ts})
+        if method in ("GET", "HEAD"):
+            return self._get_object(request, obj)
+        raise SwiftError(405)
+
+    async def _put_object(self, request: Request, objdir: ObjectDir, name: str) -> Response:
+        headers = request.headers
+        ts = headers.get("x-timestamp") or now_ts()
+        if headers.get("if-none-match", "").strip() == "*":
+            cur = await anyio.to_thread.run_sync(objdir.open)
+            if cur is not None and not expired(cur.metadata):
+                return RawResponse(412, {})
+        cur_newest = objdir.newest()
+        if cur_newest is not None and float(cur_newest[0]) >= float(ts):
+            return RawResponse(409, {"x-backend-timestamp": cur_newest[0]})
+        writer = await anyio.to_thread.run_sync(objdir.writer)
+        try:
+            async for chunk in request.stream():
+                writer.write(chunk)
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) != writer.size:
+                raise SwiftError(499)
+            etag = writer.md5.hexdigest()
+            expected = headers.get("etag", "").strip('"').lower()
+            if expected and expected != etag:
+                raise SwiftError(422)
+            meta = _meta_from(headers, _OBJECT_META, _OBJECT_KEEP)
+            meta = {k: v for k, v in meta.items() if v != "" or k.startswith("x-object-meta-")}
+            meta.update({"name": name, "x-timestamp": ts, "content-length": str(writer.size), "etag": etag})
+            meta.setdefault("content-type", "application/octet-stream")
+            await anyio.to_thread.run_sync(writer.commit, meta)
+        except BaseException:
+            writer.abort()
+            raise
+        return RawResponse(201, {"etag": etag, "x-backend-timestamp": ts, "last-modified": http_date(ts)})
+
+    def _get_object(self, request: Request, obj: ObjectFile) -> Response:
+        meta = obj.metadata
+        headers = {k: v for k, v in meta.items() if k not in ("name", "content-length", "etag")}
+        headers.update(
+            {
+                "etag": meta["etag"],
+                "last-modified": http_date(obj.timestamp),
+                "accept-ranges": "bytes",
+                "x-backend-timestamp": obj.timestamp,
+            }
+        )
+        size = obj.size
+        ignore = {
+            h.strip().lower()
+            for h in request.headers.get("x-backend-ignore-range-if-metadata-present", "").split(",")
+            if h.strip()
+        }
+        spec = None if ignore & set(meta) else request.headers.get("range")
+        head = request.method == "HEAD"
+        try:
+            wanted = ranges.parse(spec, size)
+        except ranges.RangeNotSatisfiable as err:
+            return RawResponse(
+                416,
+                {**headers, **err.headers, "content-type": "text/html; charset=UTF-8"},
+                err.body(),
+                head=head,
+            )
+
+        async def read(start: int, end: int):  # type: ignore[no-untyped-def]
+            it = obj.read(start, end)
+            while True:
+                chunk = await anyio.to_thread.run_sync(next, it, None)
+                if chunk is None:
+                    return
+                yield chunk
+
+        if wanted is None:
+            headers["content-length"] = str(size)
+            return RawResponse(200, headers, read(0, size - 1) if size else b"", head=head)
+        if len(wanted) == 1:
+            start, end = wanted[0]
+            headers["content-length"] = str(end - start + 1)
+            headers["content-range"] = f"bytes {start}-{end}/{size}"
+            return RawResponse(206, headers, read(start, end), head=head)
+        bound = ranges.boundary()
+        ctype = meta.get("content-type", "application/octet-stream")
+        headers["content-type"] = f"multipart/byteranges;boundary={bound}"
+        headers["content-length"] = str(ranges.multipart_length(wanted, size, ctype, bound))
+        return RawResponse(206, headers, ranges.multipart(wanted, size, ctype, bound, read), head=head)
+
+    # ---- containers ----------------------------------------------------------------------------
+
+    def container(self, request: Request, device: str, part: str, names: list[str], body: bytes) -> Response:
+        a, c = names[0], names[1]
+        broker = self.broker("container", device, part, a, c)
+        headers = request.headers
+        ts = headers.get("x-timestamp") or now_ts()
+        method = request.method
+        if len(names) == 3:  # a row update from the proxy after an object write
+            info = broker.info()
+            if info is None or info.deleted:
+                return RawResponse(404, {})
+            assert isinstance(broker, ContainerBroker)
+            if method == "PUT":
+                broker.put_object(
+                    names[2],
+                    ts,
+                    int(headers.get("x-size", "0")),
+                    headers.get("x-content-type", ""),
+                    headers.get("x-etag", ""),
+                )
+            elif method == "DELETE":
+                broker.delete_object(names[2], ts)
+            else:
+                raise SwiftError(405)
+            return RawResponse(201 if method == "PUT" else 204, self._db_headers(broker.info(), "container"))
+        if method == "PUT":
+            meta = _meta_from(headers, _DB_META, _DB_KEEP)
+            if not broker.exists():
+                broker.create(f"{a}/{c}", ts, headers.get("x-storage-policy", ""))
+                broker.update_metadata(ts, meta)
+                created = True
+            else:
+                created = broker.put(ts, meta)
+            return RawResponse(201 if created else 202, self._db_headers(broker.info(), "container"))
+        info = broker.info()
+        if info is None or info.deleted:
+            return RawResponse(404, {})
+        if method == "POST":
+            broker.update_metadata(ts, _meta_from(headers, _DB_META, _DB_KEEP))
+            return RawResponse(204, {})
+        if method == "DELETE":
+            if info.object_count > 0:
+                return RawResponse(409, {})
+            broker.mark_deleted(ts)
+            return RawResponse(204, self._db_headers(broker.info(), "container"))
+        if method in ("GET", "HEAD"):
+            return self._listing(request, broker, info, "container")
+        raise SwiftError(405)
+
+    # ---- accounts ------------------------------------------------------------------------------
+
+    def account(self, request: Request, device: str, part: str, names: list[str], body: bytes) -> Response:
+        a = names[0]
+        broker = self.broker("account", device, part, a)
+        assert isinstance(broker, AccountBroker)
+        headers = request.headers
+        ts = headers.get("x-timestamp") or now_ts()
+        method = request.method
+        if len(names) == 2:  # a container's totals, sent by the proxy
+            if method != "PUT":
+                raise SwiftError(405)
+            if not broker.exists():
+                broker.create(a, ts)
+            broker.put_container(
+                names[1],
+                headers.get("x-put-timestamp", "0"),
+                headers.get("x-delete-timestamp", "0"),
+                int(headers.get("x-object-count", "0")),
+                int(headers.get("x-bytes-used", "0")),
+            )
+            return RawResponse(201, {})
+        if method == "PUT":
+            if not broker.exists():
+                broker.create(a, ts)
+                broker.update_metadata(ts, _meta_from(headers, _DB_META, _DB_KEEP))
+                return RawResponse(201, {})
+            return RawResponse(
+                202 if not broker.put(ts, _meta_from(headers, _DB_META, _DB_KEEP)) else 201, {}
+            )
+        info = broker.info()
+        if info is None or info.deleted:
+            return RawResponse(404, {})
+        if method == "POST":
+            broker.update_metadata(ts, _meta_from(headers, _DB_META, _DB_KEEP))
+            return RawResponse(204, {})
+        if method in ("GET", "HEAD"):
+            return self._listing(request, broker, info, "account")
+        raise SwiftError(405)
+
+    # ---- shared --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _db_headers(info: Info | None, kind: str) -> dict[str, str]:
+        if info is None:
+            return {}
+        out = {k: v[0] for k, v in info.metadata.items()}
+        out.update(
+            {
+                "x-timestamp": info.created_at,
+                "x-put-timestamp": info.put_timestamp,
+                "x-delete-timestamp": info.delete_timestamp,
+                "x-backend-storage-policy": info.storage_policy,
+                f"x-{kind}-object-count": str(info.object_count),
+                f"x-{kind}-bytes-used": str(info.bytes_used),
+            }
+        )
+        if kind == "account":
+            out["x-account-container-count"] = str(info.item_count)
+        return out
+
+    def _listing(self, request: Request, broker: Broker, info: Info, kind: str) -> Response:
+        headers = self._db_headers(info, kind)
+        if request.method == "HEAD":
+            return RawResponse(204, headers)
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "10000"))
+        except ValueError:
+            raise SwiftError(412, "Value of limit must be an integer") from None
+        rows = broker.listing(
+            limit=limit,
+            marker=q.get("marker", ""),
+            end_marker=q.get("end_marker", ""),
+            prefix=q.get("prefix", ""),
+            delimiter=q.get("delimiter", ""),
+            reverse=q.get("reverse", "") in ("1", "true", "True", "yes", "on"),
+        )
+        headers["content-type"] = "application/json"
+        return RawResponse(200, headers, json.dumps(rows).encode())
+
+
+def create_node_app(root: Path, hash_suffix: str = "") -> Starlette:
+    node = StorageNode(root, hash_suffix)
+    methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", node.handle, methods=methods)])
+    app.state.node = node
+    return app

@@ -1,0 +1,301 @@
+"""Account and container databases: one small SQLite file each, as in Swift.
+
+A container DB lists its objects (name, timestamp, size, type, etag) and keeps the
+container's metadata and running totals; an account DB does the same for containers.
+A DB is "deleted" while its delete timestamp is newer than its put timestamp; a later
+PUT brings it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = {
+    "container": """
+        CREATE TABLE IF NOT EXISTS item (
+            name TEXT PRIMARY KEY, created_at TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0,
+            content_type TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',
+            deleted INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX IF NOT EXISTS ix_item_deleted_name ON item (deleted, name);
+    """,
+    "account": """
+        CREATE TABLE IF NOT EXISTS item (
+            name TEXT PRIMARY KEY, put_timestamp TEXT NOT NULL DEFAULT '0',
+            delete_timestamp TEXT NOT NULL DEFAULT '0', object_count INTEGER NOT NULL DEFAULT 0,
+            bytes_used INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX IF NOT EXISTS ix_item_deleted_name ON item (deleted, name);
+    """,
+}
+_STAT = """
+    CREATE TABLE IF NOT EXISTS stat (
+        id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, created_at TEXT NOT NULL,
+        put_timestamp TEXT NOT NULL, delete_timestamp TEXT NOT NULL DEFAULT '0',
+        metadata TEXT NOT NULL DEFAULT '{}', storage_policy TEXT NOT NULL DEFAULT '',
+        item_count INTEGER NOT NULL DEFAULT 0, object_count INTEGER NOT NULL DEFAULT 0,
+        bytes_used INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+@dataclass(slots=True)
+class Info:
+    name: str
+    created_at: str
+    put_timestamp: str
+    delete_timestamp: str
+    metadata: dict[str, list[str]]  # header name -> [value, timestamp]
+    storage_policy: str
+    item_count: int  # containers in an account, objects in a container
+    object_count: int
+    bytes_used: int
+
+    @property
+    def deleted(self) -> bool:
+        return float(self.delete_timestamp) > float(self.put_timestamp)
+
+
+def _successor(text: str) -> str:
+    """The smallest string above every string that starts with ``text``."""
+    last = ord(text[-1])
+    if last >= 0x10FFFF:
+        return text + "\U0010ffff"
+    return text[:-1] + chr(last + 1)
+
+
+class Broker:
+    kind = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def create(self, name: str, timestamp: str, storage_policy: str = "") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA[self.kind] + _STAT)
+            conn.execute(
+                "INSERT OR IGNORE INTO stat (id, name, created_at, put_timestamp, storage_policy)"
+                " VALUES (1, ?, ?, ?, ?)",
+                (name, timestamp, timestamp, storage_policy),
+            )
+
+    def info(self) -> Info | None:
+        if not self.exists():
+            return None
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT name, created_at, put_timestamp, delete_timestamp, metadata, storage_policy,"
+                " item_count, object_count, bytes_used FROM stat WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return Info(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])
+
+    def put(self, timestamp: str, metadata: dict[str, str]) -> bool:
+        """Re-create (if deleted) and update metadata; True if it was newly created or revived."""
+        with self._tx() as conn:
+            put_ts, del_ts = conn.execute("SELECT put_timestamp, delete_timestamp FROM stat").fetchone()
+            revived = float(del_ts) > float(put_ts)
+            if revived:
+                conn.execute("UPDATE stat SET metadata = '{}', created_at = ?", (timestamp,))
+            if float(timestamp) > float(put_ts):
+                conn.execute("UPDATE stat SET put_timestamp = ?", (timestamp,))
+            self._merge_metadata(conn, timestamp, metadata)
+        return revived
+
+    def update_metadata(self, timestamp: str, metadata: dict[str, str]) -> None:
+        with self._tx() as conn:
+            self._merge_metadata(conn, timestamp, metadata)
+
+    @staticmethod
+    def _merge_metadata(conn: sqlite3.Connection, timestamp: str, metadata: dict[str, str]) -> None:
+        if not metadata:
+            return
+        current = json.loads(conn.execute("SELECT metadata FROM stat").fetchone()[0])
+        for key, value in metadata.items():
+            old = current.get(key)
+            if old is None or float(old[1]) <= float(timestamp):
+                current[key] = [value, timestamp]
+        current = {k: v for k, v in current.items() if v[0] != ""}
+        conn.execute("UPDATE stat SET metadata = ?", (json.dumps(current),))
+
+    def mark_deleted(self, timestamp: str) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE stat SET delete_timestamp = ?", (timestamp,))
+
+    def listing(
+        self,
+        *,
+        limit: int,
+        marker: str = "",
+        end_marker: str = "",
+        prefix: str = "",
+        delimiter: str = "",
+        reverse: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Live rows in name order (bytewise), with ``{"subdir": ...}`` roll-ups for a delimiter."""
+        out: list[dict[str, Any]] = []
+        # (value, inclusive) bounds on the name; reverse order swaps what the markers bound
+        lo: tuple[str, bool] = ((end_marker if reverse else marker), False)
+        hi: str = marker if reverse else end_marker
+        if prefix:
+            if not lo[0] or lo[0] < prefix:
+                lo = (prefix, True)
+            after_prefix = _successor(prefix)
+            if not hi or hi > after_prefix:
+                hi = after_prefix
+        cols = self._columns()
+        with self._conn() as conn:
+            while len(out) < limit:
+                sql = f"SELECT {cols} FROM item WHERE deleted = 0"
+                args: list[Any] = []
+                if lo[0]:
+                    sql += " AND name >= ?" if lo[1] else " AND name > ?"
+                    args.append(lo[0])
+                if hi:
+                    sql += " AND name < ?"
+                    args.append(hi)
+                wanted = limit - len(out)
+                sql += (" ORDER BY name DESC" if reverse else " ORDER BY name") + " LIMIT ?"
+                args.append(wanted)
+                rows = conn.execute(sql, args).fetchall()
+                requery = False
+                for row in rows:
+                    name = row[0]
+                    if delimiter:
+                        idx = name.find(delimiter, len(prefix))
+                        if idx >= 0:
+                            subdir = name[: idx + len(delimiter)]
+                            out.append({"subdir": subdir})
+                            if reverse:
+                                hi = subdir
+                            else:
+                                lo = (_successor(subdir), True)
+                            requery = True
+                            break
+                    out.append(self._row(row))
+                    if reverse:
+                        hi = name
+                    else:
+                        lo = (name, False)
+                if not requery and len(rows) < wanted:
+                    break
+        return out[:limit]
+
+    def _columns(self) -> str:
+        raise NotImplementedError
+
+    def _row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ContainerBroker(Broker):
+    kind = "container"
+
+    def _columns(self) -> str:
+        return "name, created_at, size, content_type, etag"
+
+    def _row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"name": row[0], "created_at": row[1], "bytes": row[2], "content_type": row[3], "hash": row[4]}
+
+    def put_object(self, name: str, timestamp: str, size: int, content_type: str, etag: str) -> None:
+        self._upsert(name, timestamp, size, content_type, etag, deleted=0)
+
+    def delete_object(self, name: str, timestamp: str) -> None:
+        self._upsert(name, timestamp, 0, "", "", deleted=1)
+
+    def _upsert(self, name: str, ts: str, size: int, ctype: str, etag: str, *, deleted: int) -> None:
+        with self._tx() as conn:
+            old = conn.execute(
+                "SELECT created_at, size, deleted FROM item WHERE name = ?", (name,)
+            ).fetchone()
+            if old is not None and float(old[0]) > float(ts):
+                return  # a newer update already arrived
+            d_count, d_bytes = 0, 0
+            if old is not None and not old[2]:
+                d_count, d_bytes = -1, -old[1]
+            if not deleted:
+                d_count, d_bytes = d_count + 1, d_bytes + size
+            conn.execute(
+                "INSERT OR REPLACE INTO item (name, created_at, size, content_type, etag, deleted)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, ts, size, ctype, etag, deleted),
+            )
+            conn.execute(
+                "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
+                " bytes_used = bytes_used + ?",
+                (d_count, d_count, d_bytes),
+            )
+
+
+class AccountBroker(Broker):
+    kind = "account"
+
+    def _columns(self) -> str:
+        return "name, put_timestamp, object_count, bytes_used"
+
+    def _row(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"name": row[0], "put_timestamp": row[1], "count": row[2], "bytes": row[3]}
+
+    def put_container(
+        self, name: str, put_ts: str, delete_ts: str, object_count: int, bytes_used: int
+    ) -> None:
+        deleted = 1 if float(delete_ts) > float(put_ts) else 0
+        with self._tx() as conn:
+            old = conn.execute(
+                "SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM item WHERE name = ?",
+                (name,),
+            ).fetchone()
+            if old is not None:
+                put_ts = max(put_ts, old[0], key=float)
+                delete_ts = max(delete_ts, old[1], key=float)
+                deleted = 1 if float(delete_ts) > float(put_ts) else 0
+            d_cont, d_obj, d_bytes = 0, 0, 0
+            if old is not None and not old[4]:
+                d_cont, d_obj, d_bytes = -1, -old[2], -old[3]
+            if not deleted:
+                d_cont, d_obj, d_bytes = d_cont + 1, d_obj + object_count, d_bytes + bytes_used
+            conn.execute(
+                "INSERT OR REPLACE INTO item (name, put_timestamp, delete_timestamp, object_count, bytes_used,"
+                " deleted) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    put_ts,
+                    delete_ts,
+                    object_count if not deleted else 0,
+                    bytes_used if not deleted else 0,
+                    deleted,
+                ),
+            )
+            conn.execute(
+                "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
+                " bytes_used = bytes_used + ?",
+                (d_cont, d_obj, d_bytes),
+            )
