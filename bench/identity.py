@@ -170,6 +170,7 @@ def run_scenarios(
                 parts[name].append(run_in_subprocess(spec))
         for name in names:
             res = out[name][key] = merge(parts[name])
+            res["requested"] = count
             lat = res["latency_ms"]
             flag = f"  ERRORS {res['errors']}: {res['error_samples'][:1]}" if res["errors"] else ""
             flag += "  TRUNCATED (time bound)" if res["truncated"] else ""
@@ -454,6 +455,8 @@ def markdown(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "credential_setup (those three in parallel) and bootstrap plus the uWSGI start. On existing state: kumo "
         "restarted on its data dir against the uWSGI start alone",
         "- RSS: sum of VmRSS over the server's process tree once it is idle",
+        "- keystone runs as its install guide sets it up, without a cache; `--keystone-cache memory` turns on "
+        "oslo.cache with the in-process dogpile memory backend (an upper bound for what memcached would give)",
         "",
         "## Machine",
         "",
@@ -470,6 +473,17 @@ def markdown(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"    {r['command']}",
         "",
     ]
+    spread = []
+    for key in ("issue_seq", "validate_seq", "issue_conc", "validate_conc"):
+        cells = [
+            f"{side}: {', '.join(f'{x:g}' for x in runs[key]['chunk_rps'])}"
+            for side, runs in r["runs"].items()
+            if key in runs
+        ]
+        if cells:
+            spread.append(f"- {key}: " + "; ".join(cells))
+    if spread:
+        out += ["## Throughput of each part (req/s), in run order", "", *spread, ""]
     errs = []
     for side, runs in r["runs"].items():
         for key, res in runs.items():
@@ -503,7 +517,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, help="requests per concurrent run (default 1000, quick 100)")
     ap.add_argument("--concurrency", type=int, default=20, help="connections in concurrent runs (default 20)")
     ap.add_argument(
-        "--max-seconds", type=float, default=60, help="time bound for one scenario on one side (default 60)"
+        "--max-seconds", type=float, default=75, help="time bound for one scenario on one side (default 75)"
     )
     ap.add_argument(
         "--chunks", type=int, help="parts each scenario is cut into, alternating sides (default 4, quick 2)"

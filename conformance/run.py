@@ -59,6 +59,39 @@ SERVICE_ALIASES = {
     "object-storage": "object_storage",
 }
 READY_TIMEOUT = 60
+
+# Security compliance for the fresh kumo this harness starts, as a DevStack gate configures
+# keystone for Tempest: keystone.conf [security_compliance] lockout_failure_attempts=2,
+# lockout_duration=5, unique_last_password_count=2, minimum_password_age=0 (the values of
+# tempest's own [identity] user_lockout_failure_attempts / user_lockout_duration /
+# user_unique_last_password_count / user_minimum_password_age defaults). kumo's own defaults
+# stay Keystone's (all disabled); only the harness's kumo gets these, as environment variables.
+# tempest_conf.py probes the lockout (and measures attempts/duration), but the password
+# history count and minimum age cannot be probed cheaply, so the same values are passed to
+# tempest.conf as SECTION.KEY=VALUE lines (KUMO_TEMPEST_SETS, applied like --set, before
+# the command line's own --set).
+# Keep the two tables in step.
+KUMO_ENV = {
+    "KUMO_IDENTITY__LOCKOUT_FAILURE_ATTEMPTS": "2",
+    "KUMO_IDENTITY__LOCKOUT_DURATION": "5",
+    "KUMO_IDENTITY__UNIQUE_LAST_PASSWORD_COUNT": "2",
+    "KUMO_IDENTITY__MINIMUM_PASSWORD_AGE": "0",
+    # Tempest's API tests (run_validation = false) never send traffic into guests, so the
+    # harness's kumo runs the fake network and compute drivers: hundreds of short-lived
+    # networks need no bridges or dnsmasq, and the run leaves nothing on the host.
+    # tests/e2e exercise the real data plane. Override with KUMO_CONFORMANCE_DRIVERS=real.
+    **(
+        {}
+        if os.environ.get("KUMO_CONFORMANCE_DRIVERS") == "real"
+        else {"KUMO_NETWORK_AGENT__DRIVER": "fake", "KUMO_COMPUTE__DRIVER": "fake"}
+    ),
+}
+KUMO_TEMPEST_SETS = [
+    "identity.user_lockout_failure_attempts=2",
+    "identity.user_lockout_duration=5",
+    "identity.user_unique_last_password_count=2",
+    "identity.user_minimum_password_age=0",
+]
 STOP_GRACE = 15
 SMOKE_CLEANUP_GRACE = 90  # smoke.sh deletes what it created when it gets SIGTERM
 
@@ -232,7 +265,8 @@ class Kumo:
             raise HarnessError(f"kumo command not found: {self.argv[0]} (install kumo or pass --kumo)")
         self.log_path.write_bytes(b"")
         log(f"starting kumo: {shlex.join(self.argv)}")
-        self.proc = Proc(self.argv, self.log_path, cwd=REPO)
+        env = {**os.environ, **KUMO_ENV}
+        self.proc = Proc(self.argv, self.log_path, cwd=REPO, env=env)
         url = f"http://127.0.0.1:{self.port}/identity/v3"
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -604,11 +638,21 @@ def update_baseline(path: Path, summary_services: dict, services: list[str]) -> 
 
 
 def write_tempest_conf(
-    py: Path, workspace: Path, clouds_file: Path, admin_cloud: str, overrides: list[str], results_dir: Path
+    py: Path,
+    workspace: Path,
+    clouds_file: Path,
+    admin_cloud: str,
+    overrides: list[str],
+    results_dir: Path,
+    harness_settings: list[str] | None = None,
 ) -> tempest_conf.GeneratedConf:
     clouds = load_clouds(py, clouds_file)
     conf = tempest_conf.generate(
-        clouds, admin_cloud=admin_cloud, overrides=overrides, log_file=str(workspace / "tempest.log")
+        clouds,
+        admin_cloud=admin_cloud,
+        overrides=overrides,
+        log_file=str(workspace / "tempest.log"),
+        harness_settings=harness_settings,
     )
     (workspace / "etc" / "tempest.conf").write_text(conf.render())
     (results_dir / "tempest.conf").write_text(conf.render(redact=True))
@@ -822,7 +866,10 @@ def main(argv: list[str] | None = None) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        conf = write_tempest_conf(py, workspace, clouds_file, admin_cloud, args.set, art)
+        # the fresh kumo's settings (see KUMO_ENV); the command line's --set still win
+        conf = write_tempest_conf(
+            py, workspace, clouds_file, admin_cloud, args.set, art, KUMO_TEMPEST_SETS if kumo else None
+        )
         regex = build_regex(args.services, args.regex)
         stream_path = art / "latest.subunit"
         t0 = time.monotonic()

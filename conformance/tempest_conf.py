@@ -13,7 +13,9 @@ below (IDENTITY_FEATURE_PROBES, IDENTITY_EXTENSION_PROBES, VOLUME_FEATURE_PROBES
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HTTP_TIMEOUT = 20
+# How long the security compliance probe waits for its locked-out user to be let in again
+# (measures [identity] user_lockout_duration; a longer lockout is written as 0 = not tested).
+LOCKOUT_WAIT = 20.0
+LOCKOUT_POLL = 0.5
 
 # catalog service type(s) -> tempest [service_available] option
 SERVICE_TYPES = {
@@ -218,6 +224,31 @@ class Cloud:
         return self.identity_url + path
 
 
+def _ipv6_subnet_probe(c: Cloud, net_url: str) -> bool:
+    """Create (and delete) a network with an IPv6 SLAAC subnet: does the cloud take the attributes?"""
+    net = http(
+        "POST", net_url + "/v2.0/networks", token=c.token, body={"network": {"name": "tempest-conf-v6-probe"}}
+    )
+    net_id = ((net.json() or {}).get("network") or {}).get("id") if net.status == 201 else None
+    if not net_id:
+        return False
+    try:
+        body = {
+            "subnet": {
+                "network_id": net_id,
+                "ip_version": 6,
+                "cidr": "2001:db8:4b::/64",
+                "ipv6_ra_mode": "slaac",
+                "ipv6_address_mode": "slaac",
+            }
+        }
+        sub = http("POST", net_url + "/v2.0/subnets", token=c.token, body=body)
+        got = ((sub.json() or {}).get("subnet") or {}) if sub.status == 201 else {}
+        return got.get("ipv6_ra_mode") == "slaac" and got.get("ipv6_address_mode") == "slaac"
+    finally:
+        http("DELETE", f"{net_url}/v2.0/networks/{net_id}", token=c.token)
+
+
 # --------------------------------------------------------------------------- probe tables
 
 
@@ -247,7 +278,10 @@ def _lockout_probe(c: Cloud, attempts: int) -> bool:
     """Security compliance is a server setting no API reveals: try it on a throwaway user.
 
     Tempest's [identity-feature-enabled] security_compliance tests assume lockout after
-    ``user_lockout_failure_attempts`` (default 2) wrong passwords.  The user is deleted again.
+    ``user_lockout_failure_attempts`` (default 2) wrong passwords.  Once locked, the right
+    password is retried every LOCKOUT_POLL s (a locked account does not count tries) for at most
+    LOCKOUT_WAIT s to measure the lockout duration; both go to ``c.cache["lockout"]``, from
+    which ``generate`` writes [identity] user_lockout_*.  The user is deleted again.
     """
     name = "kumo-conformance-probe-" + secrets.token_hex(6)
     password = secrets.token_urlsafe(16)
@@ -266,7 +300,17 @@ def _lockout_probe(c: Cloud, attempts: int) -> bool:
             return False  # no unscoped login: cannot tell
         for _ in range(attempts):
             _password_login(c, user_id, password + "-wrong")
-        return _password_login(c, user_id, password) == 401
+        locked_at = time.monotonic()
+        if _password_login(c, user_id, password) != 401:
+            return False
+        duration = None
+        while time.monotonic() - locked_at < LOCKOUT_WAIT:
+            time.sleep(LOCKOUT_POLL)
+            if _password_login(c, user_id, password) == 201:
+                duration = max(1, math.ceil(time.monotonic() - locked_at))
+                break
+        c.cache["lockout"] = {"attempts": attempts, "duration": duration}
+        return True
     finally:
         http("DELETE", c.idv3(f"/users/{user_id}"), token=c.token)
 
@@ -498,8 +542,13 @@ class GeneratedConf:
         return "\n".join(out) + "\n"
 
 
+def _is_secret(key: str) -> bool:
+    # admin_password, alt_password...; not user_unique_last_password_count and the like
+    return key.endswith(("password", "secret"))
+
+
 def _ini_value(key: str, value, redact: bool) -> str:
-    if redact and "password" in key and value:
+    if redact and _is_secret(key) and value:
         return "***"
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -515,7 +564,10 @@ def generate(
     admin_cloud: str = "kumo-admin",
     overrides: list[str] | None = None,
     log_file: str = "tempest.log",
+    harness_settings: list[str] | None = None,
 ) -> GeneratedConf:
+    """``harness_settings``: SECTION.KEY=VALUE lines that describe how the harness configured
+    the cloud it started (applied before ``overrides``, which come from the command line)."""
     creds = Credentials.from_clouds(clouds, admin_cloud)
     cloud = Cloud(creds)
     cloud.login()
@@ -571,6 +623,23 @@ def generate(
     for probe in IDENTITY_FEATURE_PROBES:
         if probe.option:
             conf.set("identity-feature-enabled", probe.option, feats[probe.name], f"probe: {probe.what}")
+    lockout = cloud.cache.get("lockout")
+    facts["identity_lockout"] = lockout
+    if feats.get("security_compliance") and lockout:
+        conf.set(
+            "identity",
+            "user_lockout_failure_attempts",
+            lockout["attempts"],
+            "probe: wrong passwords that locked the probe user",
+        )
+        conf.set(
+            "identity",
+            "user_lockout_duration",
+            lockout["duration"] or 0,
+            "probe: seconds until the locked probe user could log in again"
+            if lockout["duration"]
+            else f"probe: still locked after {LOCKOUT_WAIT:.0f}s, 0 skips tempest's lockout test",
+        )
     exts = run_probes(cloud, IDENTITY_EXTENSION_PROBES)
     facts["identity_extensions"] = exts
     conf.set(
@@ -640,6 +709,10 @@ def generate(
             net_exts or [],
             f"aliases from GET {net_url}/v2.0/extensions",
         )
+        v6 = _ipv6_subnet_probe(cloud, net_url)
+        facts["ipv6_subnet_attributes"] = v6
+        conf.set("network-feature-enabled", "ipv6", v6, "probe: an IPv6 SLAAC subnet can be created")
+        conf.set("network-feature-enabled", "ipv6_subnet_attributes", v6, "probe: same")
 
     # [volume]
     if available["cinder"]:
@@ -700,15 +773,17 @@ def generate(
     conf.set("validation", "run_validation", False)
     conf.set("service-clients", "http_timeout", 60)
 
+    for item in harness_settings or []:
+        apply_override(conf, item, "the harness's kumo is started with this setting (conformance/run.py)")
     for item in overrides or []:
         apply_override(conf, item)
     return conf
 
 
-def apply_override(conf: GeneratedConf, item: str) -> None:
+def apply_override(conf: GeneratedConf, item: str, comment: str = "set on the command line (--set)") -> None:
     """``section.key=value`` (section may contain dashes; key is after the last dot)."""
     if "=" not in item or "." not in item.split("=", 1)[0]:
         raise ConfError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
     target, value = item.split("=", 1)
     section, key = target.rsplit(".", 1)
-    conf.set(section.strip(), key.strip(), value.strip(), "set on the command line (--set)")
+    conf.set(section.strip(), key.strip(), value.strip(), comment)

@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,9 +31,12 @@ USER_ID = "u0000000000000000000000000000001"
 class FakeCloud:
     """Identity + network + compute + object store, just enough for the probes."""
 
-    def __init__(self, services=("identity", "network", "compute", "object-store"), lockout=None):
+    def __init__(
+        self, services=("identity", "network", "compute", "object-store"), lockout=None, unlock_after=None
+    ):
         self.services = services
         self.lockout = lockout  # None: no POST /users; N: lock a probe user after N failures
+        self.unlock_after = unlock_after  # seconds a lock lasts (None: forever)
         self.probe_users: dict[str, dict] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -107,18 +111,27 @@ class FakeCloud:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path == "/identity/v3/users" and cloud.lockout is not None:
                     uid = f"probe{len(cloud.probe_users)}"
-                    cloud.probe_users[uid] = {"password": body["user"]["password"], "failures": 0}
+                    cloud.probe_users[uid] = {"password": body["user"]["password"], "failures": 0, "at": 0.0}
                     return self._send(201, {"user": {"id": uid, "name": body["user"]["name"]}})
                 if self.path == "/identity/v3/auth/tokens":
                     user = body["auth"]["identity"]["password"]["user"]
                     probe = cloud.probe_users.get(user.get("id", ""))
                     if probe is not None:
                         if probe["failures"] >= (cloud.lockout or 10**9):
-                            return self._send(401, {"error": {"code": 401, "message": "locked"}})
+                            expired = (
+                                cloud.unlock_after and time.monotonic() - probe["at"] >= cloud.unlock_after
+                            )
+                            if not expired:
+                                return self._send(401, {"error": {"code": 401, "message": "locked"}})
+                            probe["failures"] = 0
                         if user["password"] != probe["password"]:
                             probe["failures"] += 1
+                            probe["at"] = time.monotonic()
                             return self._send(401, {"error": {"code": 401, "message": "bad"}})
-                        return self._send(201, {"token": {"methods": ["password"]}}, {"X-Subject-Token": "t2"})
+                        probe["failures"] = 0
+                        return self._send(
+                            201, {"token": {"methods": ["password"]}}, {"X-Subject-Token": "t2"}
+                        )
                     if user["password"] != "secret":
                         return self._send(401, {"error": {"code": 401, "message": "bad"}})
                     token = {
@@ -291,7 +304,9 @@ if __name__ == "__main__":
     sys.exit(_serve_as_kumo(sys.argv[1:]))
 
 
-def test_security_compliance_probe_uses_lockout():
+def test_security_compliance_probe_uses_lockout(monkeypatch):
+    monkeypatch.setattr(tempest_conf, "LOCKOUT_WAIT", 0.3)
+    monkeypatch.setattr(tempest_conf, "LOCKOUT_POLL", 0.1)
     for lockout, expected in ((2, "true"), (0, "false"), (5, "false")):
         with FakeCloud(services=("identity",), lockout=lockout or None) as cloud:
             if lockout == 0:
@@ -300,3 +315,44 @@ def test_security_compliance_probe_uses_lockout():
             assert not cloud.probe_users, "probe user must be deleted"
         cp = _parse(conf.render())
         assert cp["identity-feature-enabled"]["security_compliance"] == expected, lockout
+
+
+def test_security_compliance_probe_measures_lockout_duration(monkeypatch):
+    monkeypatch.setattr(tempest_conf, "LOCKOUT_POLL", 0.1)
+    with FakeCloud(services=("identity",), lockout=2, unlock_after=1.2) as cloud:
+        conf = tempest_conf.generate(cloud.clouds(), "kumo-admin")
+        assert not cloud.probe_users, "probe user must be deleted"
+    cp = _parse(conf.render())
+    assert cp["identity-feature-enabled"]["security_compliance"] == "true"
+    assert cp["identity"]["user_lockout_failure_attempts"] == "2"
+    assert cp["identity"]["user_lockout_duration"] == "2"  # ceil of the 1.2 s measured
+    assert conf.facts["identity_lockout"] == {"attempts": 2, "duration": 2}
+
+
+def test_security_compliance_probe_long_lockout_is_not_tested(monkeypatch):
+    monkeypatch.setattr(tempest_conf, "LOCKOUT_WAIT", 0.3)
+    monkeypatch.setattr(tempest_conf, "LOCKOUT_POLL", 0.1)
+    with FakeCloud(services=("identity",), lockout=2) as cloud:
+        conf = tempest_conf.generate(cloud.clouds(), "kumo-admin")
+    cp = _parse(conf.render())
+    assert cp["identity-feature-enabled"]["security_compliance"] == "true"
+    assert cp["identity"]["user_lockout_duration"] == "0"
+
+
+def test_harness_settings_and_counts_not_redacted():
+    with FakeCloud(services=("identity",)) as cloud:
+        conf = tempest_conf.generate(
+            cloud.clouds(),
+            "kumo-admin",
+            overrides=["identity.user_lockout_duration=9"],
+            harness_settings=[
+                "identity.user_unique_last_password_count=2",
+                "identity.user_lockout_duration=5",
+            ],
+        )
+    text = conf.render(redact=True)
+    cp = _parse(text)
+    assert cp["identity"]["user_unique_last_password_count"] == "2"
+    assert cp["identity"]["user_lockout_duration"] == "9"  # the command line wins
+    assert cp["auth"]["admin_password"] == "***"
+    assert "the harness's kumo is started with this setting" in text

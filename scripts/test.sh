@@ -9,6 +9,7 @@ start=$(date +%s)
 ./install.sh --dev
 source scripts/lib.sh
 apt_install postgresql
+apt_install dnsmasq-base iproute2 iptables busybox-static conntrack  # network data-plane e2e tests
 
 echo "==> ruff"
 .venv/bin/ruff check kumo tests conformance bench
@@ -22,7 +23,10 @@ eval "$(scripts/postgres.sh start "$PGDIR")"
 echo "==> pytest (unit + functional, SQLite and PostgreSQL)"
 .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
 
-echo "==> conformance: CLI smoke path and Tempest identity gate"
-python3 conformance/run.py --services identity --gate --smoke
+echo "==> conformance: CLI smoke path and the Tempest gate (baseline: conformance/baseline.json)"
+python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,object_storage}" --gate --smoke \
+    --results-dir "${KUMO_RESULTS_DIR:-conformance/results}"
+echo "==> conformance harness tests"
+conformance/.venv/bin/python -m pytest -q -p no:cacheprovider conformance
 
 echo "==> all tests passed in $(( $(date +%s) - start ))s"

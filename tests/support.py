@@ -168,7 +168,14 @@ class KumoCloud:
 
     # -- lifecycle ----------------------------------------------------------------------
     def server_env(self) -> dict[str, str]:
-        env = clean_env({"KUMO_IDENTITY__PASSWORD_HASH_ROUNDS": "4", "PYTHONUNBUFFERED": "1"})
+        env = clean_env(
+            {
+                "KUMO_IDENTITY__PASSWORD_HASH_ROUNDS": "4",
+                "PYTHONUNBUFFERED": "1",
+                # API tests need no real data plane; tests/e2e exercise the linux driver.
+                "KUMO_NETWORK_AGENT__DRIVER": "fake",
+            }
+        )
         if self.database_url:
             env["KUMO_DATABASE__URL"] = self.database_url
         env.update(self.extra_env)

@@ -9,11 +9,12 @@ explicit overrides (command-line flags). Nothing is read at import time.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -40,6 +41,25 @@ class IdentitySettings(BaseModel):
     admin_password: str = ""
     demo_password: str = ""
     region: str = "RegionOne"
+    # Keystone's [security_compliance] options, same names and defaults (all disabled).
+    lockout_failure_attempts: int | None = Field(None, ge=1, description="failed logins before lockout")
+    lockout_duration: int | None = Field(1800, ge=1, description="seconds a locked user stays locked")
+    unique_last_password_count: int = Field(0, ge=0, description="new password must differ from these")
+    minimum_password_age: int = Field(0, ge=0, description="days before a self-service change")
+    password_expires_days: int | None = Field(None, ge=1, description="days a password is valid")
+    change_password_upon_first_use: bool = False
+    password_regex: str | None = None
+    password_regex_description: str | None = None
+
+    @field_validator("password_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)  # a bad pattern fails at start, not on every password change
+            except re.error as exc:
+                raise ValueError(f"password_regex is not a valid regular expression: {exc}") from None
+        return value or None
 
 
 class AuthSettings(BaseModel):

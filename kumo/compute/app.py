@@ -36,8 +36,9 @@ def agent_secret(runtime: Runtime) -> str:
 def build_service(runtime: Runtime) -> ComputeService:
     settings = runtime.settings
     db = Database(settings.database_url("compute"), echo=settings.database.echo)
-    svc = ComputeService(db=db, settings=settings.compute, agent_secret=agent_secret(runtime),
-                         region=settings.identity.region)
+    svc = ComputeService(
+        db=db, settings=settings.compute, agent_secret=agent_secret(runtime), region=settings.identity.region
+    )
     svc.extras["endpoints"] = runtime.extras.get("endpoints", [])
     from kumo.compute.service import quotas
 
@@ -57,6 +58,9 @@ def prepare(runtime: Runtime) -> None:
         from kumo.compute.service import flavors
 
         flavors.bootstrap(svc)
+        from kumo.compute.service import agents
+
+        agents.ensure_control_services(svc)
     finally:
         svc.db.dispose()
 

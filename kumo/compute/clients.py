@@ -58,8 +58,11 @@ class Peers:
 
     async def upload_image(self, image_id: str, data: bytes) -> None:
         async with self._client() as c:
-            r = await c.put(f"{self.image_url}/v2/images/{image_id}/file", content=data,
-                            headers={"Content-Type": "application/octet-stream"})
+            r = await c.put(
+                f"{self.image_url}/v2/images/{image_id}/file",
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         if r.status_code >= 400:
             raise APIError(f"Snapshot upload failed: {r.status_code}")
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from kumo.common.asgi.faults import nova
 from kumo.common.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 
-__all__ = ["APIError", "BadRequest", "Conflict", "Forbidden", "NotFound", "OverLimit", "nova", "invalid_state"]
+__all__ = [
+    "APIError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "OverLimit",
+    "nova",
+    "invalid_state",
+]
 
 
 class OverLimit(APIError):
@@ -15,6 +24,4 @@ class OverLimit(APIError):
 
 
 def invalid_state(server_id: str, attr: str, state: str | None, action: str) -> Conflict:
-    return Conflict(
-        f"Cannot '{action}' instance {server_id} while it is in {attr} {state}"
-    )
+    return Conflict(f"Cannot '{action}' instance {server_id} while it is in {attr} {state}")

@@ -206,3 +206,17 @@ class Counter(ComputeBase):
     __tablename__ = "compute_counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Aggregate(ComputeBase):
+    """Host aggregates; an aggregate's availability zone becomes its hosts' zone."""
+
+    __tablename__ = "compute_aggregates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

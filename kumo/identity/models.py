@@ -65,6 +65,11 @@ class User(IdentityBase):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     password_created_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     password_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # set by the user's own change (POST /v3/users/{id}/password): minimum_password_age applies
+    password_self_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    # security compliance lockout: consecutive failed password logins and the last one
+    failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_auth_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     default_project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     description: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -72,6 +77,16 @@ class User(IdentityBase):
     extra: Mapped[dict] = _json()
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class PasswordHistory(IdentityBase):
+    """A user's previous password hashes (security compliance: unique_last_password_count)."""
+
+    __tablename__ = "identity_password_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("identity_users.id"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Group(IdentityBase):

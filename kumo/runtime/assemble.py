@@ -65,6 +65,10 @@ def build_app(settings: Settings, services: list[ServiceSpec]) -> Starlette:
         async with contextlib.AsyncExitStack() as stack:
             for _service, app in apps:
                 await stack.enter_async_context(app.starlette.router.lifespan_context(app.starlette))
+            from kumo.runtime.agents import agent_contexts
+
+            for agent in agent_contexts(runtime, apps):
+                await stack.enter_async_context(agent)
             yield
 
     async def root(request: Request) -> JSONResponse:

@@ -97,6 +97,39 @@ def rotate_keys(data_dir: DataDir = None, config: ConfigFile = None) -> None:
     console.print(f"keys now: {indexes} (primary {max(indexes)}, staged 0)")
 
 
+agent_app = typer.Typer(help="Data-plane agents (split deployments).", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("network")
+def agent_network(
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    cloud: Annotated[str, typer.Option("--cloud", help="Credentials in <data-dir>/clouds.yaml.")] = "kumo-admin",
+    driver: Annotated[str | None, typer.Option("--driver", help="auto | linux | fake | none")] = None,
+    host: Annotated[str | None, typer.Option("--agent-host", help="This node's name (default: hostname).")] = None,
+) -> None:
+    """Run the network agent in the foreground (bridges, DHCP, routers, security groups)."""
+    import asyncio
+    import contextlib
+    import logging
+
+    from kumo.agents.network.runner import network_agent
+
+    settings, _ = load_settings(config, data_dir)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main() -> None:
+        async with network_agent(settings, cloud=cloud, say=console.print, driver=driver, host=host,
+                                 teardown_on_stop=False) as agent:
+            if agent is None:
+                raise typer.Exit(1)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
 @app.command()
 def version() -> None:
     """Print kumo's version."""

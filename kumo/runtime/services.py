@@ -6,9 +6,9 @@ from kumo.common.service import ServiceSpec
 
 
 def all_services() -> list[ServiceSpec]:
-    from kumo import compute, identity, image, object_store
+    from kumo import compute, identity, image, network, object_store
 
-    return [identity.SERVICE, image.SERVICE, object_store.SERVICE, compute.SERVICE]
+    return [identity.SERVICE, image.SERVICE, object_store.SERVICE, compute.SERVICE, network.SERVICE]
 
 
 def by_name(names: list[str]) -> list[ServiceSpec]:

@@ -43,8 +43,17 @@ class FakeDriver:
     def ensure_running(self, spec: VmSpec) -> PowerState:
         with self._lock:
             if self._vms.get(spec.id) != PowerState.RUNNING:
-                self._log(spec.id, f"fake: {spec.hostname} booted ({spec.flavor.vcpus} vCPU, {spec.flavor.ram_mb} MB)")
-                self._log(spec.id, f"login: {spec.hostname} ready")
+                for line in (
+                    "fake: power on",
+                    f"fake: {spec.flavor.vcpus} vCPU, {spec.flavor.ram_mb} MB RAM, {spec.flavor.disk_gb} GB disk",
+                    f"fake: image {spec.image.id if spec.image else '(none)'}",
+                    f"fake: {len(spec.ports)} network interface(s)",
+                    "fake: kernel booted",
+                    f"fake: hostname {spec.hostname}",
+                    f"fake: instance {spec.id}",
+                    f"login: {spec.hostname} ready",
+                ):
+                    self._log(spec.id, line)
             self._vms[spec.id] = PowerState.RUNNING
             self._specs[spec.id] = spec
             return PowerState.RUNNING

@@ -1,5 +1,31 @@
 """Compute's routers, one module per URL collection."""
 
-from kumo.compute.api import flavors, keypairs, versions
+from kumo.compute.api import (
+    admin,
+    agent,
+    flavors,
+    hosts,
+    images,
+    keypairs,
+    security_groups,
+    server_actions,
+    server_groups,
+    server_network,
+    servers,
+    versions,
+)
 
-ROUTERS = [versions.api, flavors.api, keypairs.api]
+ROUTERS = [
+    versions.api,
+    flavors.api,
+    keypairs.api,
+    servers.api,
+    server_actions.api,
+    server_network.api,
+    server_groups.api,
+    admin.api,
+    hosts.api,
+    security_groups.api,
+    images.api,
+    agent.api,
+]

@@ -59,12 +59,23 @@ class MicroversionMiddleware:
             version = negotiate(headers, "compute", MIN_VERSION, MAX_VERSION, legacy_header=LEGACY_HEADER)
         except APIError as err:
             body, media = nova(err)
-            await send({"type": "http.response.start", "status": err.status,
-                        "headers": [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": err.status,
+                    "headers": [
+                        (b"content-type", media.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         scope.setdefault("state", {})["mv"] = version
-        extra = [(k.lower().encode(), v.encode()) for k, v in response_headers("compute", version, LEGACY_HEADER).items()]
+        extra = [
+            (k.lower().encode(), v.encode())
+            for k, v in response_headers("compute", version, LEGACY_HEADER).items()
+        ]
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":

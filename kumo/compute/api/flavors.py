@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kumo.common.asgi import API, Call, json_response
+from kumo.common.asgi import API, Call
 from kumo.common.pagination import paginate, parse_limit
 from kumo.compute.api.common import link, mv, next_link, svc
 from kumo.compute.errors import BadRequest
@@ -21,12 +21,18 @@ def render_flavor(call: Call, f: Flavor, detail: bool = True) -> dict[str, Any]:
         body["description"] = f.description
     if not detail:
         return body
-    body.update({
-        "ram": f.ram, "vcpus": f.vcpus, "disk": f.disk,
-        "swap": f.swap if (f.swap or version.matches("2.75")) else "",
-        "OS-FLV-EXT-DATA:ephemeral": f.ephemeral, "OS-FLV-DISABLED:disabled": f.disabled,
-        "os-flavor-access:is_public": f.is_public, "rxtx_factor": f.rxtx_factor,
-    })
+    body.update(
+        {
+            "ram": f.ram,
+            "vcpus": f.vcpus,
+            "disk": f.disk,
+            "swap": f.swap if (f.swap or version.matches("2.75")) else "",
+            "OS-FLV-EXT-DATA:ephemeral": f.ephemeral,
+            "OS-FLV-DISABLED:disabled": f.disabled,
+            "os-flavor-access:is_public": f.is_public,
+            "rxtx_factor": f.rxtx_factor,
+        }
+    )
     if version.matches("2.61"):
         body["extra_specs"] = dict(f.extra_specs or {})
     return body
@@ -69,7 +75,9 @@ def create_flavor(call: Call):
 @api.route("/v2.1/flavors/{flavor_id}", "PUT")
 def update_flavor(call: Call):
     if not mv(call).matches("2.55"):
-        raise BadRequest("Flavor update requires microversion 2.55 or later.", status=405, fault="methodNotAllowed")  # type: ignore[call-arg]
+        raise BadRequest(
+            "Flavor update requires microversion 2.55 or later.", status=405, fault="methodNotAllowed"
+        )  # type: ignore[call-arg]
     f = flavors.update_flavor(svc(call), call.ctx, call.params["flavor_id"], call.body)
     return {"flavor": render_flavor(call, f)}
 
@@ -102,7 +110,7 @@ def flavor_action(call: Call):
     body = call.body
     if not isinstance(body, dict) or len(body) != 1:
         raise BadRequest("Invalid flavor action.")
-    (action, args), = body.items()
+    ((action, args),) = body.items()
     if action not in ("addTenantAccess", "removeTenantAccess") or not isinstance(args, dict):
         raise BadRequest(f"Invalid flavor action {action}.")
     tenants = flavors.change_access(svc(call), call.ctx, fid, args.get("tenant"), action == "addTenantAccess")
@@ -118,8 +126,14 @@ def list_specs(call: Call):
 def create_specs(call: Call):
     body = call.body
     if not isinstance(body, dict) or "extra_specs" not in body:
-        raise BadRequest("Invalid input for field/attribute extra_specs. 'extra_specs' is a required property")
-    return {"extra_specs": flavors.set_extra_specs(svc(call), call.ctx, call.params["flavor_id"], body["extra_specs"])}
+        raise BadRequest(
+            "Invalid input for field/attribute extra_specs. 'extra_specs' is a required property"
+        )
+    return {
+        "extra_specs": flavors.set_extra_specs(
+            svc(call), call.ctx, call.params["flavor_id"], body["extra_specs"]
+        )
+    }
 
 
 @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "GET")
@@ -135,7 +149,9 @@ def show_spec(call: Call):
 
 @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "PUT")
 def update_spec(call: Call):
-    return flavors.set_extra_specs(svc(call), call.ctx, call.params["flavor_id"], call.body, key=call.params["key"])
+    return flavors.set_extra_specs(
+        svc(call), call.ctx, call.params["flavor_id"], call.body, key=call.params["key"]
+    )
 
 
 @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "DELETE")

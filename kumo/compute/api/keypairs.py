@@ -24,8 +24,16 @@ def render(call: Call, kp: Keypair, full: bool = False) -> dict[str, Any]:
     if mv(call).matches("2.2"):
         body["type"] = kp.type
     if full:
-        body.update({"user_id": kp.user_id, "deleted": False, "created_at": _iso(kp.created_at),
-                     "updated_at": None, "deleted_at": None, "id": kp.id})
+        body.update(
+            {
+                "user_id": kp.user_id,
+                "deleted": False,
+                "created_at": _iso(kp.created_at),
+                "updated_at": None,
+                "deleted_at": None,
+                "id": kp.id,
+            }
+        )
     return body
 
 
@@ -56,7 +64,11 @@ def create_keypair(call: Call):
 @api.route("/v2.1/os-keypairs/{name}", "GET")
 def show_keypair(call: Call):
     user_id = call.query.get("user_id") if mv(call).matches("2.10") else None
-    return {"keypair": render(call, keypairs.get_keypair(svc(call), call.ctx, call.params["name"], user_id), full=True)}
+    return {
+        "keypair": render(
+            call, keypairs.get_keypair(svc(call), call.ctx, call.params["name"], user_id), full=True
+        )
+    }
 
 
 @api.route("/v2.1/os-keypairs/{name}", "DELETE")

@@ -29,12 +29,21 @@ def addresses(server: Server, detail: bool = True) -> dict[str, list[dict[str, A
 def flavor_body(call: Call, server: Server) -> dict[str, Any]:
     f = server.flavor
     if mv(call).matches("2.47"):
-        body = {"vcpus": f["vcpus"], "ram": f["ram"], "disk": f["disk"], "ephemeral": f.get("ephemeral", 0),
-                "swap": f.get("swap", 0), "original_name": f.get("name", "")}
+        body = {
+            "vcpus": f["vcpus"],
+            "ram": f["ram"],
+            "disk": f["disk"],
+            "ephemeral": f.get("ephemeral", 0),
+            "swap": f.get("swap", 0),
+            "original_name": f.get("name", ""),
+        }
         if svc(call).is_admin(call.ctx):
             body["extra_specs"] = dict(f.get("extra_specs") or {})
         return body
-    return {"id": server.flavor_id, "links": [{"rel": "bookmark", "href": f"{call.base_url}/flavors/{server.flavor_id}"}]}
+    return {
+        "id": server.flavor_id,
+        "links": [{"rel": "bookmark", "href": f"{call.base_url}/flavors/{server.flavor_id}"}],
+    }
 
 
 def basic(call: Call, server: Server) -> dict[str, Any]:
@@ -42,16 +51,26 @@ def basic(call: Call, server: Server) -> dict[str, Any]:
     version = mv(call)
     st = status(server.vm_state, server.task_state)
     body: dict[str, Any] = {
-        "id": server.id, "name": server.name, "status": st, "tenant_id": server.project_id,
-        "user_id": server.user_id, "metadata": dict(server.metadata_ or {}),
+        "id": server.id,
+        "name": server.name,
+        "status": st,
+        "tenant_id": server.project_id,
+        "user_id": server.user_id,
+        "metadata": dict(server.metadata_ or {}),
         "hostId": host_id(server.project_id, server.host),
-        "image": {"id": server.image_id,
-                  "links": [{"rel": "bookmark", "href": f"{call.base_url}/images/{server.image_id}"}]}
-        if server.image_id else "",
+        "image": {
+            "id": server.image_id,
+            "links": [{"rel": "bookmark", "href": f"{call.base_url}/images/{server.image_id}"}],
+        }
+        if server.image_id
+        else "",
         "flavor": flavor_body(call, server),
-        "created": iso(server.created_at), "updated": iso(server.updated_at),
-        "addresses": addresses(server, detail=False), "accessIPv4": server.access_ipv4 or "",
-        "accessIPv6": server.access_ipv6 or "", "links": link(call, "servers", server.id),
+        "created": iso(server.created_at),
+        "updated": iso(server.updated_at),
+        "addresses": addresses(server, detail=False),
+        "accessIPv4": server.access_ipv4 or "",
+        "accessIPv6": server.access_ipv6 or "",
+        "links": link(call, "servers", server.id),
         "OS-DCF:diskConfig": server.disk_config or "MANUAL",
     }
     if st in PROGRESS:
@@ -76,29 +95,40 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
     admin = svc(call).is_admin(call.ctx)
     body = basic(call, server)
     body["addresses"] = addresses(server, detail=True)
-    body.update({
-        "key_name": server.key_name,
-        "security_groups": [{"name": g} for g in (server.security_groups or [])] if server.ports or True else [],
-        "OS-SRV-USG:launched_at": _usg(server.launched_at), "OS-SRV-USG:terminated_at": _usg(server.terminated_at),
-        "OS-EXT-AZ:availability_zone": server.availability_zone or ("nova" if server.host else ""),
-        "OS-EXT-STS:task_state": server.task_state, "OS-EXT-STS:vm_state": server.vm_state,
-        "OS-EXT-STS:power_state": server.power_state,
-        "os-extended-volumes:volumes_attached": [],
-        "config_drive": "True" if server.config_drive else "",
-    })
+    body.update(
+        {
+            "key_name": server.key_name,
+            "security_groups": [{"name": g} for g in (server.security_groups or [])],
+            "OS-SRV-USG:launched_at": _usg(server.launched_at),
+            "OS-SRV-USG:terminated_at": _usg(server.terminated_at),
+            "OS-EXT-AZ:availability_zone": server.availability_zone or ("nova" if server.host else ""),
+            "OS-EXT-STS:task_state": server.task_state,
+            "OS-EXT-STS:vm_state": server.vm_state,
+            "OS-EXT-STS:power_state": server.power_state,
+            "os-extended-volumes:volumes_attached": [],
+            "config_drive": "True" if server.config_drive else "",
+        }
+    )
     if admin:
-        body.update({
-            "OS-EXT-SRV-ATTR:host": server.host, "OS-EXT-SRV-ATTR:hypervisor_hostname": server.node,
-            "OS-EXT-SRV-ATTR:instance_name": "instance-%08x" % server.seq,
-        })
+        body.update(
+            {
+                "OS-EXT-SRV-ATTR:host": server.host,
+                "OS-EXT-SRV-ATTR:hypervisor_hostname": server.node,
+                "OS-EXT-SRV-ATTR:instance_name": f"instance-{server.seq:08x}",
+            }
+        )
         if version.matches("2.3"):
-            body.update({
-                "OS-EXT-SRV-ATTR:reservation_id": server.reservation_id,
-                "OS-EXT-SRV-ATTR:launch_index": server.launch_index,
-                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:hostname": server.hostname, "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-                "OS-EXT-SRV-ATTR:user_data": server.user_data,
-            })
+            body.update(
+                {
+                    "OS-EXT-SRV-ATTR:reservation_id": server.reservation_id,
+                    "OS-EXT-SRV-ATTR:launch_index": server.launch_index,
+                    "OS-EXT-SRV-ATTR:kernel_id": "",
+                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                    "OS-EXT-SRV-ATTR:hostname": server.hostname,
+                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                    "OS-EXT-SRV-ATTR:user_data": server.user_data,
+                }
+            )
         if version.matches("2.16"):
             body["host_status"] = "UP" if server.host else ""
     if not server.security_groups:

@@ -13,19 +13,33 @@ MEDIA = [{"base": "application/json", "type": "application/vnd.openstack.compute
 
 def _v21(call: Call) -> dict:
     return {
-        "id": "v2.1", "status": "CURRENT", "version": MAX_VERSION, "min_version": MIN_VERSION, "updated": UPDATED,
-        "links": [{"rel": "self", "href": call.base_url + "/v2.1/"},
-                  {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}],
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_VERSION,
+        "min_version": MIN_VERSION,
+        "updated": UPDATED,
+        "links": [
+            {"rel": "self", "href": call.base_url + "/v2.1/"},
+            {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
+        ],
         "media-types": MEDIA,
     }
 
 
 def _v20(call: Call) -> dict:
     return {
-        "id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
-        "links": [{"rel": "self", "href": call.base_url + "/v2/"},
-                  {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}],
-        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}],
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [
+            {"rel": "self", "href": call.base_url + "/v2/"},
+            {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
+        ],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}
+        ],
     }
 
 

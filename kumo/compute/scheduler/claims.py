@@ -27,11 +27,21 @@ def _up(service: ComputeService | None, now: Any, down_time: int) -> bool:
 def schedule(session: Session, req: Request, settings: Any, now: Any) -> ComputeNode | None:
     """Choose a node and claim ``req`` on it, inside the caller's write transaction."""
     nodes = list(session.execute(select(ComputeNode).order_by(ComputeNode.id).with_for_update()).scalars())
-    services = {s.host: s for s in session.execute(
-        select(ComputeService).where(ComputeService.binary == "nova-compute")).scalars()}
-    ratios = {"cpu": settings.cpu_allocation_ratio, "ram": settings.ram_allocation_ratio,
-              "disk": settings.disk_allocation_ratio}
-    hosts = [Host(n, services.get(n.host), _up(services.get(n.host), now, settings.service_down_time)) for n in nodes]
+    services = {
+        s.host: s
+        for s in session.execute(
+            select(ComputeService).where(ComputeService.binary == "nova-compute")
+        ).scalars()
+    }
+    ratios = {
+        "cpu": settings.cpu_allocation_ratio,
+        "ram": settings.ram_allocation_ratio,
+        "disk": settings.disk_allocation_ratio,
+    }
+    hosts = [
+        Host(n, services.get(n.host), _up(services.get(n.host), now, settings.service_down_time))
+        for n in nodes
+    ]
     for f in FILTERS:
         hosts = [h for h in hosts if f(req, h, ratios)]
     if not hosts:
@@ -51,7 +61,9 @@ def claim(node: ComputeNode, vcpus: int, ram_mb: int, disk_gb: int) -> None:
 def release(session: Session, host: str | None, flavor: dict[str, Any] | None) -> None:
     if not host or not flavor:
         return
-    node = session.execute(select(ComputeNode).where(ComputeNode.host == host).with_for_update()).scalar_one_or_none()
+    node = session.execute(
+        select(ComputeNode).where(ComputeNode.host == host).with_for_update()
+    ).scalar_one_or_none()
     if node is None:
         return
     node.vcpus_used = max(0, node.vcpus_used - flavor.get("vcpus", 0))

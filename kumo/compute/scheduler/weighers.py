@@ -8,7 +8,7 @@ from kumo.compute.scheduler.filters import Host, Request
 def weigh(req: Request, hosts: list[Host], mode: str) -> list[Host]:
     def score(h: Host) -> tuple[float, float]:
         n = h.node
-        free = (n.memory_mb * 1.0 - n.memory_mb_used) / max(n.memory_mb, 1)
+        free = float(n.memory_mb - n.memory_mb_used)  # Nova's RAM weigher: absolute free RAM
         ram = free if mode == "spread" else -free
         group = 0.0
         if req.group_policy == "soft-affinity":

@@ -14,7 +14,16 @@ from kumo.compute.service import flavors as flavor_svc
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import ComputeService, new_uuid, now
 from kumo.compute.service.servers import check_lock, get_server, new_action
-from kumo.compute.service.states import ACTIVE, ERROR, PAUSED, RESIZED, STOPPED, SUSPENDED
+from kumo.compute.service.states import (
+    ACTIVE,
+    ERROR,
+    PAUSED,
+    RESCUED,
+    RESIZED,
+    SHELVED_OFFLOADED,
+    STOPPED,
+    SUSPENDED,
+)
 
 # action -> (allowed vm_states, task_state while running, agent op, instance-action name)
 TABLE: dict[str, tuple[tuple[str, ...], str | None, str | None, str]] = {
@@ -29,24 +38,48 @@ TABLE: dict[str, tuple[tuple[str, ...], str | None, str | None, str]] = {
     "rebuild": ((ACTIVE, STOPPED, ERROR), "rebuilding", "rebuild", "rebuild"),
     "resize": ((ACTIVE, STOPPED), "resize_prep", "resize", "resize"),
     "revert_resize": ((RESIZED,), "resize_reverting", "revert_resize", "revertResize"),
+    "rescue": ((ACTIVE, STOPPED, ERROR), "rescuing", "rescue", "rescue"),
+    "unrescue": ((RESCUED,), "unrescuing", "unrescue", "unrescue"),
+    "shelve": ((ACTIVE, STOPPED, PAUSED, SUSPENDED), "shelving", "shelve", "shelve"),
+    "unshelve": ((SHELVED_OFFLOADED,), "unshelving", None, "unshelve"),
 }
 
 # agent op -> (vm_state after, power_state after); None keeps the vm_state it had
 RESULT: dict[str, tuple[str | None, int]] = {
-    "build": (ACTIVE, 1), "reboot": (ACTIVE, 1), "reboot_hard": (ACTIVE, 1), "stop": (STOPPED, 4),
-    "start": (ACTIVE, 1), "pause": (PAUSED, 3), "unpause": (ACTIVE, 1), "suspend": (SUSPENDED, 7),
-    "resume": (ACTIVE, 1), "rebuild": (None, 1), "resize": (RESIZED, 1), "revert_resize": (None, 1),
+    "build": (ACTIVE, 1),
+    "reboot": (ACTIVE, 1),
+    "reboot_hard": (ACTIVE, 1),
+    "stop": (STOPPED, 4),
+    "start": (ACTIVE, 1),
+    "pause": (PAUSED, 3),
+    "unpause": (ACTIVE, 1),
+    "suspend": (SUSPENDED, 7),
+    "resume": (ACTIVE, 1),
+    "rebuild": (None, 1),
+    "resize": (RESIZED, 1),
+    "revert_resize": (None, 1),
+    "rescue": (RESCUED, 1),
+    "unrescue": (ACTIVE, 1),
+    "shelve": (SHELVED_OFFLOADED, 0),
 }
 
 
 def _state_error(server: Server, action: str) -> Conflict:
     if server.task_state:
-        return Conflict(f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}")
+        return Conflict(
+            f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
+        )
     return Conflict(f"Cannot '{action}' instance {server.id} while it is in vm_state {server.vm_state}")
 
 
-def start_action(svc: ComputeService, ctx: RequestContext, server_id: str, action: str,
-                 extra: dict[str, Any] | None = None, api_name: str | None = None) -> Server:
+def start_action(
+    svc: ComputeService,
+    ctx: RequestContext,
+    server_id: str,
+    action: str,
+    extra: dict[str, Any] | None = None,
+    api_name: str | None = None,
+) -> Server:
     allowed, task, op, action_name = TABLE[action]
     server = get_server(svc, ctx, server_id, write=True)
     check_lock(svc, ctx, server)
@@ -67,7 +100,9 @@ def start_action(svc: ComputeService, ctx: RequestContext, server_id: str, actio
     return server
 
 
-def lock(svc: ComputeService, ctx: RequestContext, server_id: str, locked: bool, reason: str | None = None) -> None:
+def lock(
+    svc: ComputeService, ctx: RequestContext, server_id: str, locked: bool, reason: str | None = None
+) -> None:
     server = get_server(svc, ctx, server_id, write=True)
     with svc.db.session() as s:
         server = s.get(Server, server_id)
@@ -75,13 +110,19 @@ def lock(svc: ComputeService, ctx: RequestContext, server_id: str, locked: bool,
         if not locked and server.locked and server.locked_by == "admin" and not svc.is_admin(ctx):
             raise Conflict(f"Instance {server_id} is locked by an administrator")
         server.locked = locked
-        server.locked_by = ("admin" if svc.is_admin(ctx) and ctx.project_id != server.project_id else "owner") if locked else None
+        server.locked_by = (
+            ("admin" if svc.is_admin(ctx) and ctx.project_id != server.project_id else "owner")
+            if locked
+            else None
+        )
         server.locked_reason = reason if locked else None
         server.updated_at = now()
         s.add(new_action(ctx, server_id, "lock" if locked else "unlock"))
 
 
-def prepare_resize(svc: ComputeService, ctx: RequestContext, server_id: str, flavor_ref: Any) -> dict[str, Any]:
+def prepare_resize(
+    svc: ComputeService, ctx: RequestContext, server_id: str, flavor_ref: Any
+) -> dict[str, Any]:
     if flavor_ref is None or flavor_ref == "":
         raise BadRequest("Invalid input for field/attribute flavorRef. Value: None.")
     if not isinstance(flavor_ref, str | int) or isinstance(flavor_ref, bool):
@@ -104,22 +145,41 @@ def resize(svc: ComputeService, ctx: RequestContext, server_id: str, new_flavor:
     dd = new_flavor["disk"] + new_flavor.get("ephemeral", 0)
     server = get_server(svc, ctx, server_id, write=True)
     with svc.db.reader() as s:
-        node = s.execute(select(ComputeNode).where(ComputeNode.host == (server.host or ""))).scalar_one_or_none()
-    if server.vm_state in (ACTIVE, STOPPED) and (node is None or not claims.fits(node, svc.settings, dv, dr, dd)):
+        node = s.execute(
+            select(ComputeNode).where(ComputeNode.host == (server.host or ""))
+        ).scalar_one_or_none()
+    if server.vm_state in (ACTIVE, STOPPED) and (
+        node is None or not claims.fits(node, svc.settings, dv, dr, dd)
+    ):
         raise BadRequest("No valid host was found. No valid host found for resize")
     server = start_action(svc, ctx, server_id, "resize", {"flavor": new_flavor})
     with svc.db.session() as s:
         server = s.get(Server, server_id)
         assert server is not None
-        node = s.execute(select(ComputeNode).where(ComputeNode.host == server.host).with_for_update()).scalar_one_or_none()
+        node = s.execute(
+            select(ComputeNode).where(ComputeNode.host == server.host).with_for_update()
+        ).scalar_one_or_none()
         if node is not None:
             claims.claim(node, dv, dr, dd)
             node.running_vms -= 1
-        s.add(Migration(uuid=new_uuid(), server_id=server_id, project_id=server.project_id, user_id=server.user_id,
-                        migration_type="resize", status="migrating", source_compute=server.host,
-                        dest_compute=server.host, source_node=server.node, dest_node=server.node,
-                        old_flavor_id=server.flavor_id, new_flavor_id=new_flavor["id"], created_at=now(),
-                        updated_at=now()))
+        s.add(
+            Migration(
+                uuid=new_uuid(),
+                server_id=server_id,
+                project_id=server.project_id,
+                user_id=server.user_id,
+                migration_type="resize",
+                status="migrating",
+                source_compute=server.host,
+                dest_compute=server.host,
+                source_node=server.node,
+                dest_node=server.node,
+                old_flavor_id=server.flavor_id,
+                new_flavor_id=new_flavor["id"],
+                created_at=now(),
+                updated_at=now(),
+            )
+        )
     return server
 
 
@@ -147,7 +207,11 @@ def confirm_resize(svc: ComputeService, ctx: RequestContext, server_id: str) -> 
 
 
 def _migration_status(s: Any, server_id: str, status: str) -> None:
-    m = s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc())).scalars().first()
+    m = (
+        s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc()))
+        .scalars()
+        .first()
+    )
     if m is not None:
         m.status, m.updated_at = status, now()
 
@@ -167,8 +231,17 @@ def reset_state(svc: ComputeService, ctx: RequestContext, server_id: str, state:
 def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("Invalid input for field/attribute rebuild.")
-    allowed = {"imageRef", "name", "adminPass", "metadata", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
-               "preserve_ephemeral", "personality"}
+    allowed = {
+        "imageRef",
+        "name",
+        "adminPass",
+        "metadata",
+        "accessIPv4",
+        "accessIPv6",
+        "OS-DCF:diskConfig",
+        "preserve_ephemeral",
+        "personality",
+    }
     if mv.matches("2.19"):
         allowed.add("description")
     if mv.matches("2.54"):
@@ -222,8 +295,9 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
             else:
                 from kumo.compute.models import Keypair
 
-                kp = s.execute(select(Keypair).where(Keypair.user_id == ctx.user_id,
-                                                     Keypair.name == args["key_name"])).scalar_one_or_none()
+                kp = s.execute(
+                    select(Keypair).where(Keypair.user_id == ctx.user_id, Keypair.name == args["key_name"])
+                ).scalar_one_or_none()
                 if kp is None:
                     raise BadRequest("Invalid key_name provided.")
                 server.key_name, server.key_data = kp.name, kp.public_key
@@ -233,3 +307,23 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
 def flavor_exists(svc: ComputeService, fid: str) -> bool:
     with svc.db.reader() as s:
         return s.get(Flavor, fid) is not None
+
+
+def unshelve(svc: ComputeService, ctx: RequestContext, server_id: str) -> Server:
+    """Find a host again (the offloaded server has none), then boot it there."""
+    from kumo.compute.service.servers import schedule_server, start_build
+
+    server = get_server(svc, ctx, server_id, write=True)
+    check_lock(svc, ctx, server)
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        assert server is not None
+        if server.vm_state != SHELVED_OFFLOADED or server.task_state is not None:
+            raise _state_error(server, "unshelve")
+        server.task_state = "unshelving"
+        server.updated_at = now()
+        s.add(new_action(ctx, server_id, "unshelve"))
+    placed = schedule_server(svc, server_id, {}, unshelving=True)
+    if placed.host:
+        start_build(svc, server_id, list(placed.ports or []), unshelving=True)
+    return placed

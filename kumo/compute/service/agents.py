@@ -16,7 +16,14 @@ from kumo.compute.service.core import iso, new_uuid, now
 from kumo.compute.service.servers import finish_delete, host_id, set_error
 from kumo.compute.service.states import ACTIVE, PAUSED, RESIZED, STOPPED, SUSPENDED
 
-DESIRED = {ACTIVE: "running", RESIZED: "running", STOPPED: "stopped", PAUSED: "paused", SUSPENDED: "suspended"}
+DESIRED = {
+    "rescued": "running",
+    ACTIVE: "running",
+    RESIZED: "running",
+    STOPPED: "stopped",
+    PAUSED: "paused",
+    SUSPENDED: "suspended",
+}
 CONSOLE_MAX = 65536
 
 
@@ -25,10 +32,22 @@ def ensure_control_services(svc: Svc) -> None:
     host = socket.gethostname()
     with svc.db.session() as s:
         for binary in ("nova-scheduler", "nova-conductor"):
-            row = s.execute(select(ComputeService).where(ComputeService.binary == binary)).scalar_one_or_none()
+            row = s.execute(
+                select(ComputeService).where(ComputeService.binary == binary)
+            ).scalar_one_or_none()
             if row is None:
-                s.add(ComputeService(uuid=new_uuid(), host=host, binary=binary, topic=binary.split("-")[1],
-                                     zone="internal", created_at=now(), updated_at=now(), last_seen=now()))
+                s.add(
+                    ComputeService(
+                        uuid=new_uuid(),
+                        host=host,
+                        binary=binary,
+                        topic=binary.split("-")[1],
+                        zone="internal",
+                        created_at=now(),
+                        updated_at=now(),
+                        last_seen=now(),
+                    )
+                )
 
 
 def register(svc: Svc, body: Any) -> dict[str, Any]:
@@ -38,18 +57,32 @@ def register(svc: Svc, body: Any) -> dict[str, Any]:
     host = body["host"]
     ts = now()
     with svc.db.session() as s:
-        service = s.execute(select(ComputeService).where(ComputeService.host == host,
-                                                         ComputeService.binary == "nova-compute")).scalar_one_or_none()
+        service = s.execute(
+            select(ComputeService).where(ComputeService.host == host, ComputeService.binary == "nova-compute")
+        ).scalar_one_or_none()
         if service is None:
-            service = ComputeService(uuid=new_uuid(), host=host, binary="nova-compute", topic="compute",
-                                     zone=body.get("zone") or "nova", created_at=ts)
+            service = ComputeService(
+                uuid=new_uuid(),
+                host=host,
+                binary="nova-compute",
+                topic="compute",
+                zone=body.get("zone") or "nova",
+                created_at=ts,
+            )
             s.add(service)
         service.last_seen, service.updated_at = ts, ts
         node = s.execute(select(ComputeNode).where(ComputeNode.host == host)).scalar_one_or_none()
         if node is None:
-            node = ComputeNode(uuid=new_uuid(), host=host, hypervisor_hostname=body.get("hypervisor_hostname") or host,
-                               hypervisor_type=body.get("hypervisor_type", "fake"), vcpus=0, memory_mb=0, local_gb=0,
-                               created_at=ts)
+            node = ComputeNode(
+                uuid=new_uuid(),
+                host=host,
+                hypervisor_hostname=body.get("hypervisor_hostname") or host,
+                hypervisor_type=body.get("hypervisor_type", "fake"),
+                vcpus=0,
+                memory_mb=0,
+                local_gb=0,
+                created_at=ts,
+            )
             s.add(node)
         node.hypervisor_type = body.get("hypervisor_type", node.hypervisor_type)
         node.hypervisor_version = int(body.get("hypervisor_version") or 1000)
@@ -63,20 +96,25 @@ def register(svc: Svc, body: Any) -> dict[str, Any]:
         rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
         node.vcpus_used = sum(r.flavor.get("vcpus", 0) + (r.old_flavor or {}).get("vcpus", 0) for r in rows)
         node.memory_mb_used = sum(r.flavor.get("ram", 0) + (r.old_flavor or {}).get("ram", 0) for r in rows)
-        node.local_gb_used = sum(r.flavor.get("disk", 0) + r.flavor.get("ephemeral", 0)
-                                 + (r.old_flavor or {}).get("disk", 0) for r in rows)
+        node.local_gb_used = sum(
+            r.flavor.get("disk", 0) + r.flavor.get("ephemeral", 0) + (r.old_flavor or {}).get("disk", 0)
+            for r in rows
+        )
         node.running_vms = len(rows)
         return {"host": host, "service_id": service.uuid, "node_id": node.uuid}
 
 
 def heartbeat(svc: Svc, host: str) -> None:
     with svc.db.session() as s:
-        service = s.execute(select(ComputeService).where(ComputeService.host == host,
-                                                         ComputeService.binary == "nova-compute")).scalar_one_or_none()
+        service = s.execute(
+            select(ComputeService).where(ComputeService.host == host, ComputeService.binary == "nova-compute")
+        ).scalar_one_or_none()
         if service is None:
             raise NotFound(f"Compute host {host} is not registered.")
         service.last_seen = now()
-        for other in s.execute(select(ComputeService).where(ComputeService.binary != "nova-compute")).scalars():
+        for other in s.execute(
+            select(ComputeService).where(ComputeService.binary != "nova-compute")
+        ).scalars():
             other.last_seen = service.last_seen
 
 
@@ -87,16 +125,35 @@ def _spec(svc: Svc, server: Server) -> dict[str, Any]:
             image_url = f"{url}/v2/images/{server.image_id}/file"
     f = server.flavor
     return {
-        "id": server.id, "name": server.name, "hostname": server.hostname, "project_id": server.project_id,
-        "flavor": {"name": f.get("name", ""), "vcpus": f["vcpus"], "ram_mb": f["ram"], "disk_gb": f["disk"],
-                   "ephemeral_gb": f.get("ephemeral", 0), "swap_mb": f.get("swap", 0),
-                   "extra_specs": f.get("extra_specs", {})},
+        "id": server.id,
+        "name": server.name,
+        "hostname": server.hostname,
+        "project_id": server.project_id,
+        "flavor": {
+            "name": f.get("name", ""),
+            "vcpus": f["vcpus"],
+            "ram_mb": f["ram"],
+            "disk_gb": f["disk"],
+            "ephemeral_gb": f.get("ephemeral", 0),
+            "swap_mb": f.get("swap", 0),
+            "extra_specs": f.get("extra_specs", {}),
+        },
         "image": {"id": server.image_id, "url": image_url} if server.image_id else None,
         "block_devices": server.block_devices or [],
-        "ports": [{"id": p["id"], "network_id": p.get("network_id", ""), "mac_address": p.get("mac", ""),
-                   "fixed_ips": p.get("ips", [])} for p in server.ports or []],
-        "user_data": server.user_data, "metadata": server.metadata_ or {}, "config_drive": server.config_drive,
-        "key_name": server.key_name, "public_key": server.key_data,
+        "ports": [
+            {
+                "id": p["id"],
+                "network_id": p.get("network_id", ""),
+                "mac_address": p.get("mac", ""),
+                "fixed_ips": p.get("ips", []),
+            }
+            for p in server.ports or []
+        ],
+        "user_data": server.user_data,
+        "metadata": server.metadata_ or {},
+        "config_drive": server.config_drive,
+        "key_name": server.key_name,
+        "public_key": server.key_data,
     }
 
 
@@ -105,10 +162,16 @@ def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
         rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
     out = []
     for r in rows:
-        out.append({
-            "id": r.id, "pending": r.pending, "desired": DESIRED.get(r.vm_state),
-            "vm_state": r.vm_state, "power_state": r.power_state, "spec": _spec(svc, r),
-        })
+        out.append(
+            {
+                "id": r.id,
+                "pending": r.pending,
+                "desired": DESIRED.get(r.vm_state),
+                "vm_state": r.vm_state,
+                "power_state": r.power_state,
+                "spec": _spec(svc, r),
+            }
+        )
     return out
 
 
@@ -158,6 +221,9 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
             server.old_flavor = None
             vm_state = ACTIVE
             _migration(s, server.id, "reverted")
+        elif op == "shelve":
+            claims.release(s, server.host, server.flavor)
+            server.host, server.node = None, None
         elif op == "rebuild":
             vm_state = STOPPED if pending.get("from") == STOPPED else ACTIVE
             power = 4 if vm_state == STOPPED else power
@@ -174,30 +240,55 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
 
 
 def _migration(s: Any, server_id: str, status: str) -> None:
-    m = s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc())).scalars().first()
+    m = (
+        s.execute(select(Migration).where(Migration.server_id == server_id).order_by(Migration.id.desc()))
+        .scalars()
+        .first()
+    )
     if m is not None:
         m.status, m.updated_at = status, now()
 
 
-EVENT_NAMES = {"build": "compute__do_build_and_run_instance", "reboot": "compute_reboot_instance",
-               "reboot_hard": "compute_reboot_instance", "stop": "compute_stop_instance",
-               "start": "compute_start_instance", "pause": "compute_pause_instance",
-               "unpause": "compute_unpause_instance", "suspend": "compute_suspend_instance",
-               "resume": "compute_resume_instance", "rebuild": "compute_rebuild_instance",
-               "resize": "compute_finish_resize", "revert_resize": "compute_finish_revert_resize",
-               "delete": "compute_terminate_instance"}
+EVENT_NAMES = {
+    "build": "compute__do_build_and_run_instance",
+    "reboot": "compute_reboot_instance",
+    "reboot_hard": "compute_reboot_instance",
+    "stop": "compute_stop_instance",
+    "start": "compute_start_instance",
+    "pause": "compute_pause_instance",
+    "unpause": "compute_unpause_instance",
+    "suspend": "compute_suspend_instance",
+    "resume": "compute_resume_instance",
+    "rebuild": "compute_rebuild_instance",
+    "resize": "compute_finish_resize",
+    "revert_resize": "compute_finish_revert_resize",
+    "delete": "compute_terminate_instance",
+}
 
 
 def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any) -> None:
-    act = s.execute(select(InstanceAction).where(InstanceAction.server_id == server.id)
-                    .order_by(InstanceAction.id.desc())).scalars().first()
+    act = (
+        s.execute(
+            select(InstanceAction)
+            .where(InstanceAction.server_id == server.id)
+            .order_by(InstanceAction.id.desc())
+        )
+        .scalars()
+        .first()
+    )
     if act is None:
         return
-    act.events = list(act.events or []) + [{
-        "event": EVENT_NAMES.get(op, f"compute_{op}"), "start_time": iso(act.start_time), "finish_time": iso(ts),
-        "result": "Success" if ok else "Error", "traceback": None if ok else str(fault),
-        "host": server.host, "hostId": host_id(server.project_id, server.host),
-    }]
+    act.events = list(act.events or []) + [
+        {
+            "event": EVENT_NAMES.get(op, f"compute_{op}"),
+            "start_time": iso(act.start_time),
+            "finish_time": iso(ts),
+            "result": "Success" if ok else "Error",
+            "traceback": None if ok else str(fault),
+            "host": server.host,
+            "hostId": host_id(server.project_id, server.host),
+        }
+    ]
     if not ok:
         act.message = "Error"
     act.updated_at = ts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -44,10 +45,8 @@ class Notifier:
             self.generation += 1
             waiters, self._waiters = self._waiters, []
         for loop, event in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed
                 loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # loop closed
-                pass
 
     async def wait(self, seen: int, timeout: float) -> int:
         event = asyncio.Event()
@@ -55,10 +54,8 @@ class Notifier:
             if self.generation != seen:
                 return self.generation
             self._waiters.append((asyncio.get_running_loop(), event))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
         return self.generation
 
 
@@ -82,7 +79,9 @@ class ComputeService:
             raise Forbidden(f"Policy doesn't allow {what} to be performed.")
 
     def next_value(self, session: Any, name: str, count: int = 1) -> int:
-        row = session.execute(select(Counter).where(Counter.name == name).with_for_update()).scalar_one_or_none()
+        row = session.execute(
+            select(Counter).where(Counter.name == name).with_for_update()
+        ).scalar_one_or_none()
         if row is None:
             row = Counter(name=name, value=0)
             session.add(row)

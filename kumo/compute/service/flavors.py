@@ -36,9 +36,23 @@ def bootstrap(svc: ComputeService) -> None:
             return
         s.add(Counter(name="flavor_bootstrap", value=1))
         for i, (fid, name, ram, vcpus, disk) in enumerate(DEFAULTS):
-            if s.get(Flavor, fid) is None and s.execute(select(Flavor).where(Flavor.name == name)).first() is None:
-                s.add(Flavor(id=fid, name=name, ram=ram, vcpus=vcpus, disk=disk, seq=i + 1, created_at=now(),
-                             extra_specs={}, access=[]))
+            if (
+                s.get(Flavor, fid) is None
+                and s.execute(select(Flavor).where(Flavor.name == name)).first() is None
+            ):
+                s.add(
+                    Flavor(
+                        id=fid,
+                        name=name,
+                        ram=ram,
+                        vcpus=vcpus,
+                        disk=disk,
+                        seq=i + 1,
+                        created_at=now(),
+                        extra_specs={},
+                        access=[],
+                    )
+                )
 
 
 def visible(svc: ComputeService, ctx: RequestContext, f: Flavor) -> bool:
@@ -76,9 +90,22 @@ def list_flavors(svc: ComputeService, ctx: RequestContext, query: Any) -> list[F
                 raise BadRequest(f"Invalid {key} filter [{query.get(key)}]") from None
     sort_key = query.get("sort_key", "flavorid")
     sort_dir = query.get("sort_dir", "asc")
-    keys = {"flavorid": "id", "id": "id", "name": "name", "memory_mb": "ram", "ram": "ram", "vcpus": "vcpus",
-            "root_gb": "disk", "disk": "disk", "swap": "swap", "rxtx_factor": "rxtx_factor", "created_at": "seq",
-            "ephemeral_gb": "ephemeral", "is_public": "is_public", "flavor": "id"}
+    keys = {
+        "flavorid": "id",
+        "id": "id",
+        "name": "name",
+        "memory_mb": "ram",
+        "ram": "ram",
+        "vcpus": "vcpus",
+        "root_gb": "disk",
+        "disk": "disk",
+        "swap": "swap",
+        "rxtx_factor": "rxtx_factor",
+        "created_at": "seq",
+        "ephemeral_gb": "ephemeral",
+        "is_public": "is_public",
+        "flavor": "id",
+    }
     if sort_key not in keys:
         raise BadRequest(f"Invalid sort_key {sort_key}")
     if sort_dir not in ("asc", "desc"):
@@ -89,7 +116,7 @@ def list_flavors(svc: ComputeService, ctx: RequestContext, query: Any) -> list[F
     for f in rows:
         if f.disabled:
             continue
-        if is_public is True and not f.is_public and not (ctx.project_id in (f.access or [])):
+        if is_public is True and not f.is_public and ctx.project_id not in (f.access or []):
             continue
         if is_public is False and f.is_public:
             continue
@@ -108,8 +135,17 @@ def list_flavors(svc: ComputeService, ctx: RequestContext, query: Any) -> list[F
 def create_flavor(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -> Flavor:
     svc.enforce(ctx, "flavor:manage")
     data = v.body_key(body, "flavor")
-    allowed = {"name", "ram", "vcpus", "disk", "id", "OS-FLV-EXT-DATA:ephemeral", "swap", "rxtx_factor",
-               "os-flavor-access:is_public"}
+    allowed = {
+        "name",
+        "ram",
+        "vcpus",
+        "disk",
+        "id",
+        "OS-FLV-EXT-DATA:ephemeral",
+        "swap",
+        "rxtx_factor",
+        "os-flavor-access:is_public",
+    }
     if mv.matches("2.55"):
         allowed.add("description")
     v.only_keys(data, allowed)
@@ -123,7 +159,9 @@ def create_flavor(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) 
     elif isinstance(fid, int) and not isinstance(fid, bool):
         fid = str(fid)
     if not isinstance(fid, str) or not 1 <= len(fid) <= 255 or not _ID.match(fid):
-        raise BadRequest(f"Invalid input for field/attribute id. Value: {fid!r}. does not match the flavor id format")
+        raise BadRequest(
+            f"Invalid input for field/attribute id. Value: {fid!r}. does not match the flavor id format"
+        )
     ram = v.integer(data["ram"], "ram", 1, 2**31 - 1)
     vcpus = v.integer(data["vcpus"], "vcpus", 1, 2**31 - 1)
     disk = v.integer(data["disk"], "disk", 0, 2**31 - 1)
@@ -145,9 +183,22 @@ def create_flavor(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) 
             raise Conflict(f"Flavor with name {name} already exists.")
         if s.get(Flavor, fid) is not None:
             raise Conflict(f"Flavor with ID {fid} already exists.")
-        f = Flavor(id=fid, name=name, ram=ram, vcpus=vcpus, disk=disk, ephemeral=eph, swap=swap, rxtx_factor=rx,
-                   is_public=is_public, description=desc, extra_specs={}, access=[],
-                   seq=svc.next_value(s, "flavor"), created_at=now())
+        f = Flavor(
+            id=fid,
+            name=name,
+            ram=ram,
+            vcpus=vcpus,
+            disk=disk,
+            ephemeral=eph,
+            swap=swap,
+            rxtx_factor=rx,
+            is_public=is_public,
+            description=desc,
+            extra_specs={},
+            access=[],
+            seq=svc.next_value(s, "flavor"),
+            created_at=now(),
+        )
         s.add(f)
     return f
 
@@ -190,7 +241,9 @@ def list_access(svc: ComputeService, ctx: RequestContext, flavor_id: str) -> lis
     return list(f.access or [])
 
 
-def change_access(svc: ComputeService, ctx: RequestContext, flavor_id: str, tenant: Any, add: bool) -> list[str]:
+def change_access(
+    svc: ComputeService, ctx: RequestContext, flavor_id: str, tenant: Any, add: bool
+) -> list[str]:
     svc.enforce(ctx, "flavor:manage")
     if not isinstance(tenant, str) or not tenant or len(tenant) > 255:
         raise BadRequest("Invalid input for field/attribute tenant.")
@@ -199,11 +252,17 @@ def change_access(svc: ComputeService, ctx: RequestContext, flavor_id: str, tena
         if f is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         if f.is_public:
-            raise Conflict("Can not add access to a public flavor." if add else "Can not remove access from a public flavor.")
+            raise Conflict(
+                "Can not add access to a public flavor."
+                if add
+                else "Can not remove access from a public flavor."
+            )
         access = list(f.access or [])
         if add:
             if tenant in access:
-                raise Conflict(f"Flavor access already exists for flavor {flavor_id} and project {tenant} combination.")
+                raise Conflict(
+                    f"Flavor access already exists for flavor {flavor_id} and project {tenant} combination."
+                )
             access.append(tenant)
         else:
             if tenant not in access:
@@ -222,11 +281,15 @@ def _spec_value(key: str, value: Any) -> str:
     if isinstance(value, int | float):
         value = str(value)
     if not isinstance(value, str) or len(value) > 255:
-        raise BadRequest(f"Invalid input for field/attribute extra_specs. Value: {value!r}. must be a string of at most 255 characters")
+        raise BadRequest(
+            f"Invalid input for field/attribute extra_specs. Value: {value!r}. must be a string of at most 255 characters"
+        )
     return value
 
 
-def set_extra_specs(svc: ComputeService, ctx: RequestContext, flavor_id: str, specs: Any, key: str | None = None) -> dict[str, str]:
+def set_extra_specs(
+    svc: ComputeService, ctx: RequestContext, flavor_id: str, specs: Any, key: str | None = None
+) -> dict[str, str]:
     svc.enforce(ctx, "flavor:manage")
     if not isinstance(specs, dict) or (key is None and not specs):
         raise BadRequest("Invalid input for field/attribute extra_specs.")
@@ -268,5 +331,13 @@ def delete_extra_spec(svc: ComputeService, ctx: RequestContext, flavor_id: str, 
 
 def snapshot(f: Flavor) -> dict[str, Any]:
     """What a server keeps of its flavor (the flavor may be deleted later)."""
-    return {"id": f.id, "name": f.name, "ram": f.ram, "vcpus": f.vcpus, "disk": f.disk, "ephemeral": f.ephemeral,
-            "swap": f.swap, "extra_specs": dict(f.extra_specs or {})}
+    return {
+        "id": f.id,
+        "name": f.name,
+        "ram": f.ram,
+        "vcpus": f.vcpus,
+        "disk": f.disk,
+        "ephemeral": f.ephemeral,
+        "swap": f.swap,
+        "extra_specs": dict(f.extra_specs or {}),
+    }

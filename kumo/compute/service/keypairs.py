@@ -49,9 +49,15 @@ def x509_fingerprint(pem: str) -> str:
 def _generate_ssh() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     return private, public + " Generated-by-Nova"
 
 
@@ -70,7 +76,9 @@ def _generate_x509(user_id: str) -> tuple[str, str]:
         .sign(key, hashes.SHA256())
     )
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     ).decode()
     return private, cert.public_bytes(serialization.Encoding.PEM).decode()
 
@@ -82,7 +90,9 @@ def _target_user(svc: ComputeService, ctx: RequestContext, user_id: str | None) 
     return ctx.user_id or ""
 
 
-def create_keypair(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -> tuple[Keypair, str | None]:
+def create_keypair(
+    svc: ComputeService, ctx: RequestContext, body: Any, mv: Any
+) -> tuple[Keypair, str | None]:
     data = v.body_key(body, "keypair")
     allowed = {"name", "public_key"}
     if mv.matches("2.2"):
@@ -95,10 +105,14 @@ def create_keypair(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any)
     name = data["name"]
     pattern = _NAME_292 if mv.matches("2.92") else _NAME
     if not isinstance(name, str) or not 1 <= len(name) <= 255 or not pattern.match(name):
-        raise BadRequest(f"Invalid input for field/attribute name. Value: {name!r}. Keypair name contains unsafe characters")
+        raise BadRequest(
+            f"Invalid input for field/attribute name. Value: {name!r}. Keypair name contains unsafe characters"
+        )
     ktype = data.get("type", "ssh")
     if ktype not in ("ssh", "x509"):
-        raise BadRequest(f"Invalid input for field/attribute type. Value: {ktype}. '{ktype}' is not one of ['ssh', 'x509']")
+        raise BadRequest(
+            f"Invalid input for field/attribute type. Value: {ktype}. '{ktype}' is not one of ['ssh', 'x509']"
+        )
     user_id = _target_user(svc, ctx, data.get("user_id"))
     public = data.get("public_key")
     private = None
@@ -113,10 +127,19 @@ def create_keypair(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any)
     with svc.db.session() as s:
         if s.execute(select(Keypair).where(Keypair.user_id == user_id, Keypair.name == name)).first():
             raise Conflict(f"Key pair '{name}' already exists.")
-        count = s.execute(select(func.count()).select_from(Keypair).where(Keypair.user_id == user_id)).scalar_one()
+        count = s.execute(
+            select(func.count()).select_from(Keypair).where(Keypair.user_id == user_id)
+        ).scalar_one()
         if limit >= 0 and count + 1 > limit:
             raise OverLimit("Quota exceeded, too many key pairs.")
-        kp = Keypair(user_id=user_id, name=name, type=ktype, public_key=public, fingerprint=fingerprint, created_at=now())
+        kp = Keypair(
+            user_id=user_id,
+            name=name,
+            type=ktype,
+            public_key=public,
+            fingerprint=fingerprint,
+            created_at=now(),
+        )
         s.add(kp)
     return kp, private
 
@@ -130,7 +153,9 @@ def list_keypairs(svc: ComputeService, ctx: RequestContext, user_id: str | None)
 def get_keypair(svc: ComputeService, ctx: RequestContext, name: str, user_id: str | None = None) -> Keypair:
     uid = _target_user(svc, ctx, user_id)
     with svc.db.reader() as s:
-        kp = s.execute(select(Keypair).where(Keypair.user_id == uid, Keypair.name == name)).scalar_one_or_none()
+        kp = s.execute(
+            select(Keypair).where(Keypair.user_id == uid, Keypair.name == name)
+        ).scalar_one_or_none()
     if kp is None:
         raise NotFound(f"Keypair {name} not found for user {uid}")
     return kp
@@ -139,7 +164,9 @@ def get_keypair(svc: ComputeService, ctx: RequestContext, name: str, user_id: st
 def delete_keypair(svc: ComputeService, ctx: RequestContext, name: str, user_id: str | None = None) -> None:
     uid = _target_user(svc, ctx, user_id)
     with svc.db.session() as s:
-        kp = s.execute(select(Keypair).where(Keypair.user_id == uid, Keypair.name == name)).scalar_one_or_none()
+        kp = s.execute(
+            select(Keypair).where(Keypair.user_id == uid, Keypair.name == name)
+        ).scalar_one_or_none()
         if kp is None:
             raise NotFound(f"Keypair {name} not found for user {uid}")
         s.delete(kp)

@@ -23,7 +23,7 @@ from kumo.compute.service import flavors as flavor_svc
 from kumo.compute.service import quotas
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import ComputeService, new_uuid, now
-from kumo.compute.service.states import ACTIVE, BUILDING, ERROR, status, states_for_status
+from kumo.compute.service.states import ACTIVE, BUILDING, ERROR, status
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
@@ -89,10 +89,14 @@ def _ip(value: Any, version: int, field_name: str) -> str:
     try:
         addr = ipaddress.ip_address(value)
     except ValueError:
-        raise BadRequest(f"Invalid input for field/attribute {field_name}. Value: {value}. is not a valid IPv{version} address") from None
+        raise BadRequest(
+            f"Invalid input for field/attribute {field_name}. Value: {value}. is not a valid IPv{version} address"
+        ) from None
     if addr.version != version:
-        raise BadRequest(f"Invalid input for field/attribute {field_name}. Value: {value}. is not a valid IPv{version} address")
-    return value
+        raise BadRequest(
+            f"Invalid input for field/attribute {field_name}. Value: {value}. is not a valid IPv{version} address"
+        )
+    return str(addr)
 
 
 def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -> CreateRequest:
@@ -130,7 +134,9 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
     if data.get("key_name") is not None:
         key_name = data["key_name"]
         with svc.db.reader() as s:
-            kp = s.execute(select(Keypair).where(Keypair.user_id == ctx.user_id, Keypair.name == key_name)).scalar_one_or_none()
+            kp = s.execute(
+                select(Keypair).where(Keypair.user_id == ctx.user_id, Keypair.name == key_name)
+            ).scalar_one_or_none()
         if kp is None:
             raise BadRequest("Invalid key_name provided.")
         req.key_name, req.key_data = kp.name, kp.public_key
@@ -143,15 +149,21 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
         except (binascii.Error, ValueError):
             raise BadRequest("User data needs to be valid base 64.") from None
         if len(ud) > svc.settings.max_user_data_bytes:
-            raise BadRequest(f"User data too large. User data must be no larger than {svc.settings.max_user_data_bytes} bytes once base64 encoded.")
+            raise BadRequest(
+                f"User data too large. User data must be no larger than {svc.settings.max_user_data_bytes} bytes once base64 encoded."
+            )
         req.user_data = ud
     if "metadata" in data:
         req.metadata = v.metadata(data["metadata"])
         limit = quotas.limit_for(svc, ctx.project_id, "metadata_items")
         if 0 <= limit < len(req.metadata):
-            raise OverLimit("Quota exceeded for metadata_items: Requested %d, but maximum is %d" % (len(req.metadata), limit))
+            raise OverLimit(
+                f"Quota exceeded for metadata_items: Requested {len(req.metadata)}, but maximum is {limit}"
+            )
     sgs = data.get("security_groups", [{"name": "default"}])
-    if not isinstance(sgs, list) or not all(isinstance(g, dict) and isinstance(g.get("name"), str) for g in sgs):
+    if not isinstance(sgs, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("name"), str) for g in sgs
+    ):
         raise BadRequest("Invalid input for field/attribute security_groups.")
     req.security_groups = list(dict.fromkeys(g["name"] for g in sgs)) or ["default"]
     if data.get("availability_zone"):
@@ -231,7 +243,9 @@ def _parse_networks(networks: Any, mv: Any) -> Any:
     for n in networks:
         if not isinstance(n, dict):
             raise BadRequest("Invalid input for field/attribute networks.")
-        r = NetRequest(network_id=n.get("uuid"), port_id=n.get("port"), fixed_ip=n.get("fixed_ip"), tag=n.get("tag"))
+        r = NetRequest(
+            network_id=n.get("uuid"), port_id=n.get("port"), fixed_ip=n.get("fixed_ip"), tag=n.get("tag")
+        )
         if r.port_id is not None and not is_uuid(r.port_id):
             raise BadRequest(f"Bad port format: port uuid is not in proper format ({r.port_id})")
         if r.network_id is not None and not is_uuid(r.network_id):
@@ -264,14 +278,21 @@ def _parse_bdms(data: dict[str, Any], image_ref: str | None) -> list[dict[str, A
         if src not in ("image", "blank", "volume", "snapshot") or dst not in ("local", "volume"):
             raise BadRequest("Invalid block device mapping.")
         if dst == "volume":
-            raise BadRequest("Volume block device mappings need the block storage service, which is not available.")
+            raise BadRequest(
+                "Volume block device mappings need the block storage service, which is not available."
+            )
         bi = b.get("boot_index")
-        out.append({
-            "boot_index": None if bi in (None, "none", -1, "-1") else int(bi),
-            "source_type": src, "destination_type": dst, "uuid": b.get("uuid"),
-            "volume_size": b.get("volume_size"), "device_name": b.get("device_name"),
-            "delete_on_termination": bool(b.get("delete_on_termination", True)),
-        })
+        out.append(
+            {
+                "boot_index": None if bi in (None, "none", -1, "-1") else int(bi),
+                "source_type": src,
+                "destination_type": dst,
+                "uuid": b.get("uuid"),
+                "volume_size": b.get("volume_size"),
+                "device_name": b.get("device_name"),
+                "delete_on_termination": bool(b.get("delete_on_termination", True)),
+            }
+        )
     return out
 
 
@@ -296,11 +317,19 @@ def check_image(req: CreateRequest, image: dict[str, Any] | None) -> None:
 def _usage(s: Any, project_id: str) -> dict[str, int]:
     row = s.execute(
         select(func.count(), func.coalesce(func.sum(Server.launch_index * 0), 0)).where(
-            Server.project_id == project_id, Server.deleted.is_(False))
+            Server.project_id == project_id, Server.deleted.is_(False)
+        )
     ).one()
-    servers = list(s.execute(select(Server.flavor).where(Server.project_id == project_id, Server.deleted.is_(False))).scalars())
-    return {"instances": row[0], "cores": sum(f.get("vcpus", 0) for f in servers),
-            "ram": sum(f.get("ram", 0) for f in servers)}
+    servers = list(
+        s.execute(
+            select(Server.flavor).where(Server.project_id == project_id, Server.deleted.is_(False))
+        ).scalars()
+    )
+    return {
+        "instances": row[0],
+        "cores": sum(f.get("vcpus", 0) for f in servers),
+        "ram": sum(f.get("ram", 0) for f in servers),
+    }
 
 
 def usage(svc: ComputeService, project_id: str) -> dict[str, int]:
@@ -344,17 +373,45 @@ def create_servers(svc: ComputeService, ctx: RequestContext, req: CreateRequest)
             name = req.name if count == 1 else f"{req.name}-{i + 1}"
             sid = new_uuid()
             server = Server(
-                id=sid, seq=base_seq - count + 1 + i, name=name, project_id=ctx.project_id or "", user_id=ctx.user_id or "",
-                image_id=req.image_ref, flavor_id=req.flavor.id, flavor=flavor, vm_state=BUILDING, task_state="scheduling",
-                power_state=0, pending=None, op_seq=0, availability_zone=req.availability_zone, key_name=req.key_name,
-                key_data=req.key_data, user_data=req.user_data, metadata_=dict(req.metadata), tags=list(req.tags),
+                id=sid,
+                seq=base_seq - count + 1 + i,
+                name=name,
+                project_id=ctx.project_id or "",
+                user_id=ctx.user_id or "",
+                image_id=req.image_ref,
+                flavor_id=req.flavor.id,
+                flavor=flavor,
+                vm_state=BUILDING,
+                task_state="scheduling",
+                power_state=0,
+                pending=None,
+                op_seq=0,
+                availability_zone=req.availability_zone,
+                key_name=req.key_name,
+                key_data=req.key_data,
+                user_data=req.user_data,
+                metadata_=dict(req.metadata),
+                tags=list(req.tags),
                 security_groups=list(req.security_groups),
-                networks=req.networks if isinstance(req.networks, str | None) else [n.__dict__ for n in req.networks],
-                ports=[], block_devices=list(req.block_devices), config_drive=req.config_drive,
-                description=req.description, hostname=req.hostname or sanitize_hostname(name),
-                access_ipv4=req.access_ipv4, access_ipv6=req.access_ipv6, disk_config=req.disk_config,
-                reservation_id=reservation, launch_index=i, group_id=req.group_id,
-                admin_pass=None, console="", deleted=False, created_at=ts, updated_at=ts,
+                networks=req.networks
+                if isinstance(req.networks, str | None)
+                else [n.__dict__ for n in req.networks],
+                ports=[],
+                block_devices=list(req.block_devices),
+                config_drive=req.config_drive,
+                description=req.description,
+                hostname=req.hostname or sanitize_hostname(name),
+                access_ipv4=req.access_ipv4,
+                access_ipv6=req.access_ipv6,
+                disk_config=req.disk_config,
+                reservation_id=reservation,
+                launch_index=i,
+                group_id=req.group_id,
+                admin_pass=None,
+                console="",
+                deleted=False,
+                created_at=ts,
+                updated_at=ts,
             )
             s.add(server)
             s.add(new_action(ctx, sid, "create", ts))
@@ -366,15 +423,30 @@ def create_servers(svc: ComputeService, ctx: RequestContext, req: CreateRequest)
     return created, reservation
 
 
-def new_action(ctx: RequestContext, server_id: str, action: str, ts: datetime | None = None) -> InstanceAction:
+def new_action(
+    ctx: RequestContext, server_id: str, action: str, ts: datetime | None = None
+) -> InstanceAction:
     ts = ts or now()
-    return InstanceAction(server_id=server_id, action=action, request_id=ctx.request_id or ("req-" + str(uuid.uuid4())),
-                          project_id=ctx.project_id or "", user_id=ctx.user_id or "", message=None, events=[],
-                          start_time=ts, updated_at=ts)
+    return InstanceAction(
+        server_id=server_id,
+        action=action,
+        request_id=ctx.request_id or ("req-" + str(uuid.uuid4())),
+        project_id=ctx.project_id or "",
+        user_id=ctx.user_id or "",
+        message=None,
+        events=[],
+        start_time=ts,
+        updated_at=ts,
+    )
 
 
-def schedule_server(svc: ComputeService, server_id: str, image_props: dict[str, Any],
-                    force_host: str | None = None) -> Server:
+def schedule_server(
+    svc: ComputeService,
+    server_id: str,
+    image_props: dict[str, Any],
+    force_host: str | None = None,
+    unshelving: bool = False,
+) -> Server:
     """Claim a host for a BUILD server; no host -> ERROR "No valid host was found."."""
     with svc.db.session() as s:
         server = s.get(Server, server_id)
@@ -388,13 +460,25 @@ def schedule_server(svc: ComputeService, server_id: str, image_props: dict[str, 
                 max_per_host = (g.rules or {}).get("max_server_per_host")
                 others = [m for m in (g.members or []) if m != server.id]
                 if others:
-                    group_hosts = tuple(h for h in s.execute(select(Server.host).where(
-                        Server.id.in_(others), Server.deleted.is_(False))).scalars() if h)
+                    group_hosts = tuple(
+                        h
+                        for h in s.execute(
+                            select(Server.host).where(Server.id.in_(others), Server.deleted.is_(False))
+                        ).scalars()
+                        if h
+                    )
         f = server.flavor
-        req = Request(vcpus=f["vcpus"], ram_mb=f["ram"], disk_gb=f["disk"] + f.get("ephemeral", 0),
-                      availability_zone=server.availability_zone, image_properties=image_props,
-                      group_policy=group_policy, group_hosts=group_hosts, max_server_per_host=max_per_host,
-                      force_host=force_host)
+        req = Request(
+            vcpus=f["vcpus"],
+            ram_mb=f["ram"],
+            disk_gb=f["disk"] + f.get("ephemeral", 0),
+            availability_zone=server.availability_zone,
+            image_properties=image_props,
+            group_policy=group_policy,
+            group_hosts=group_hosts,
+            max_server_per_host=max_per_host,
+            force_host=force_host,
+        )
         node = schedule(s, req, svc.settings, now())
         if node is None:
             set_error(server, "No valid host was found. There are not enough hosts available.", 500)
@@ -402,7 +486,7 @@ def schedule_server(svc: ComputeService, server_id: str, image_props: dict[str, 
             server.host, server.node = node.host, node.hypervisor_hostname
             if not server.availability_zone:
                 server.availability_zone = None
-            server.task_state = "networking"
+            server.task_state = "unshelving" if unshelving else "networking"
         server.updated_at = now()
     return server
 
@@ -414,13 +498,19 @@ def set_error(server: Server, message: str, code: int = 500) -> None:
     server.fault = {"code": code, "message": message, "created": now().strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def start_build(svc: ComputeService, server_id: str, ports: list[dict[str, Any]]) -> None:
+def start_build(
+    svc: ComputeService, server_id: str, ports: list[dict[str, Any]], unshelving: bool = False
+) -> None:
     with svc.db.session() as s:
         server = s.get(Server, server_id)
-        if server is None or server.deleted or server.vm_state != BUILDING:
+        if (
+            server is None
+            or server.deleted
+            or server.vm_state != ("shelved_offloaded" if unshelving else BUILDING)
+        ):
             return
         server.ports = ports
-        server.task_state = "spawning"
+        server.task_state = "spawning" if not unshelving else "spawning"
         server.op_seq += 1
         server.pending = {"op": "build", "seq": server.op_seq}
         server.updated_at = now()
@@ -461,27 +551,54 @@ def _parse_time(value: str, name: str) -> datetime:
     return dt
 
 
-SORT_KEYS = {"created_at": "created_at", "display_name": "name", "name": "name", "updated_at": "updated_at",
-             "uuid": "id", "id": "id", "vm_state": "vm_state", "task_state": "task_state",
-             "power_state": "power_state", "launched_at": "launched_at", "host": "host", "image_ref": "image_id",
-             "project_id": "project_id", "user_id": "user_id", "key_name": "key_name", "hostname": "hostname",
-             "availability_zone": "availability_zone", "display_description": "description",
-             "terminated_at": "terminated_at", "locked": "locked", "instance_type_id": "flavor_id",
-             "node": "node", "config_drive": "config_drive", "launch_index": "launch_index",
-             "reservation_id": "reservation_id", "access_ip_v4": "access_ipv4", "access_ip_v6": "access_ipv6",
-             "kernel_id": "id", "ramdisk_id": "id", "root_device_name": "id"}
+SORT_KEYS = {
+    "created_at": "created_at",
+    "display_name": "name",
+    "name": "name",
+    "updated_at": "updated_at",
+    "uuid": "id",
+    "id": "id",
+    "vm_state": "vm_state",
+    "task_state": "task_state",
+    "power_state": "power_state",
+    "launched_at": "launched_at",
+    "host": "host",
+    "image_ref": "image_id",
+    "project_id": "project_id",
+    "user_id": "user_id",
+    "key_name": "key_name",
+    "hostname": "hostname",
+    "availability_zone": "availability_zone",
+    "display_description": "description",
+    "terminated_at": "terminated_at",
+    "locked": "locked",
+    "instance_type_id": "flavor_id",
+    "node": "node",
+    "config_drive": "config_drive",
+    "launch_index": "launch_index",
+    "reservation_id": "reservation_id",
+    "access_ip_v4": "access_ipv4",
+    "access_ip_v6": "access_ipv6",
+    "kernel_id": "id",
+    "ramdisk_id": "id",
+    "root_device_name": "id",
+}
 
 
 def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) -> list[Server]:
     svc.enforce(ctx, "server:read", {"project_id": ctx.project_id})
     admin = svc.is_admin(ctx)
-    q = {k: query.getlist(k) for k in query.keys()}
+    q = {k: query.getlist(k) for k in query}
 
     def one(key: str) -> str | None:
         vals = q.get(key)
         return vals[-1] if vals else None
 
-    all_tenants = admin and one("all_tenants") is not None and one("all_tenants").lower() not in ("false", "0", "off", "no")
+    all_tenants = (
+        admin
+        and one("all_tenants") is not None
+        and one("all_tenants").lower() not in ("false", "0", "off", "no")
+    )
     project = one("project_id") or one("tenant_id")
     stmt = select(Server)
     if not (admin and (all_tenants or project)):
@@ -493,8 +610,11 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
     since = _parse_time(changes_since, "changes-since") if changes_since else None
     before = _parse_time(changes_before, "changes-before") if changes_before else None
     deleted_param = one("deleted") if admin else None
-    show_deleted = since is not None or before is not None or (
-        deleted_param is not None and deleted_param.lower() in ("true", "1", "yes"))
+    show_deleted = (
+        since is not None
+        or before is not None
+        or (deleted_param is not None and deleted_param.lower() in ("true", "1", "yes"))
+    )
     if not show_deleted:
         stmt = stmt.where(Server.deleted.is_(False))
     elif deleted_param is not None and deleted_param.lower() in ("true", "1", "yes"):
@@ -503,11 +623,18 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
         stmt = stmt.where(Server.updated_at >= since)
     if before is not None:
         stmt = stmt.where(Server.updated_at <= before)
-    for key, col in (("image", Server.image_id), ("flavor", Server.flavor_id), ("reservation_id", Server.reservation_id),
-                     ("key_name", Server.key_name), ("availability_zone", Server.availability_zone)):
+    for key, col in (
+        ("image", Server.image_id),
+        ("flavor", Server.flavor_id),
+        ("reservation_id", Server.reservation_id),
+        ("key_name", Server.key_name),
+        ("availability_zone", Server.availability_zone),
+    ):
         val = one(key)
         if val is not None:
-            stmt = stmt.where(col == val.rstrip("/").rsplit("/", 1)[-1] if key in ("image", "flavor") else col == val)
+            stmt = stmt.where(
+                col == val.rstrip("/").rsplit("/", 1)[-1] if key in ("image", "flavor") else col == val
+            )
     if admin:
         for key, col in (("host", Server.host), ("node", Server.node), ("user_id", Server.user_id)):
             if one(key) is not None:
@@ -524,7 +651,9 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
     for key in ("ip", "ip6"):
         if one(key) is not None:
             pat = one(key)
-            rows = [r for r in rows if any(_regex(pat, ip) for p in (r.ports or []) for ip in p.get("ips", []))]
+            rows = [
+                r for r in rows if any(_regex(pat, ip) for p in (r.ports or []) for ip in p.get("ips", []))
+            ]
     if one("locked") is not None and mv.matches("2.73"):
         want = one("locked").lower() in ("true", "1", "yes")
         rows = [r for r in rows if bool(r.locked) == want]
@@ -552,7 +681,9 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
     for d in dirs:
         if d not in ("asc", "desc"):
             raise BadRequest(f"Invalid input for field/attribute sort_dir. Value: {d}.")
-    order = list(zip(keys, dirs + ["desc"] * (len(keys) - len(dirs)), strict=False)) or [("created_at", "desc")]
+    order = list(zip(keys, dirs + ["desc"] * (len(keys) - len(dirs)), strict=False)) or [
+        ("created_at", "desc")
+    ]
     order.append(("id", order[0][1] if order else "desc"))
     rows.sort(key=lambda r: r.seq, reverse=True)
     for key, direction in reversed(order):
@@ -614,7 +745,9 @@ def check_lock(svc: ComputeService, ctx: RequestContext, server: Server) -> None
         raise Conflict(f"Instance {server.id} is locked")
 
 
-def delete_server(svc: ComputeService, ctx: RequestContext, server_id: str, force: bool = False) -> tuple[Server, bool]:
+def delete_server(
+    svc: ComputeService, ctx: RequestContext, server_id: str, force: bool = False
+) -> tuple[Server, bool]:
     """Start deleting; returns the server and whether the agent has to act."""
     server = get_server(svc, ctx, server_id, write=True)
     check_lock(svc, ctx, server)

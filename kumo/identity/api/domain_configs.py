@@ -47,7 +47,7 @@ def _get(call: Call):
     group, option = p.get("group"), p.get("option")
     if group == dc.SECURITY_COMPLIANCE:
         enforce(call, "get_security_compliance_domain_config")
-        return {"config": dc.get_security_compliance(p["domain_id"], option)}
+        return {"config": dc.get_security_compliance(p["domain_id"], option, ident(call).settings)}
     enforce(call, "get_domain_config")
     return {"config": dc.get(ident(call), p["domain_id"], group, option)}
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kumo.common.config import IdentitySettings
 from kumo.common.errors import Forbidden, NotFound
 from kumo.identity import models as m
 from kumo.identity.errors import ValidationError
@@ -168,7 +169,10 @@ def get(
     return _to_config(rows)
 
 
-def get_security_compliance(domain_id: str, option: str | None = None) -> dict[str, Any]:
+def get_security_compliance(
+    domain_id: str, option: str | None = None, settings: IdentitySettings | None = None
+) -> dict[str, Any]:
+    """The readable ``[security_compliance]`` options, from kumo's identity settings."""
     if domain_id != DEFAULT_DOMAIN_ID:
         raise _invalid(
             "Reading security compliance information for any domain other than the default "
@@ -179,10 +183,10 @@ def get_security_compliance(domain_id: str, option: str | None = None) -> dict[s
             "Reading security compliance values other than password_regex and "
             "password_regex_description is not allowed"
         )
-    # kumo enforces no password regex, so both are unset (Keystone's defaults).
+    values = {name: getattr(settings, name, None) for name in _READABLE_COMPLIANCE}
     if option:
-        return {option: None}
-    return {SECURITY_COMPLIANCE: dict.fromkeys(_READABLE_COMPLIANCE)}
+        return {option: values[option]}
+    return {SECURITY_COMPLIANCE: values}
 
 
 def _store(s: Session, domain_id: str, config: dict[str, dict[str, Any]]) -> None:

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from kumo.common.errors import Forbidden, NotFound
 from kumo.identity import models as m
 from kumo.identity.errors import AuthFailed, ValidationError
+from kumo.identity.service import compliance
 from kumo.identity.service.core import Identity, iso, utcnow
 from kumo.identity.service.grants import effective_roles, implied_closure
 from kumo.identity.tokens import TokenPayload, new_audit_id
@@ -48,19 +49,45 @@ class Tokens:
         if not isinstance(methods, list) or not methods or not all(isinstance(x, str) for x in methods):
             raise ValidationError("'methods' must be a non-empty list of strings.")
         scope = auth.get("scope")
-        with self.ident.db.session() as s:
-            if "application_credential" in methods:
-                payload = self._auth_app_cred(s, identity.get("application_credential"), scope)
-            elif "token" in methods:
-                payload = self._auth_token(s, identity.get("token"), scope, caller_token)
-            elif "password" in methods:
-                payload = self._auth_password(s, identity.get("password"), scope)
-            else:
-                raise AuthFailed(f"Unsupported authentication method: {methods[0]}.")
-            self._check_scope_and_roles(s, payload)
-            token = self.ident.formatter.encode(payload)
-            rendered = self.render(s, payload, catalog=catalog)
+        # Everything is checked in a read-only transaction, so a slow bcrypt check never holds
+        # the database's write lock; the few writes a login makes are applied afterwards.
+        try:
+            with self.ident.db.reader() as s:
+                s.info["effects"] = effects = []
+                if "application_credential" in methods:
+                    payload = self._auth_app_cred(s, identity.get("application_credential"), scope)
+                elif "token" in methods:
+                    payload = self._auth_token(s, identity.get("token"), scope, caller_token)
+                elif "password" in methods:
+                    payload = self._auth_password(s, identity.get("password"), scope)
+                else:
+                    raise AuthFailed(f"Unsupported authentication method: {methods[0]}.")
+                self._check_scope_and_roles(s, payload)
+                token = self.ident.formatter.encode(payload)
+                rendered = self.render(s, payload, catalog=catalog)
+        except compliance.BadPassword as exc:
+            compliance.record_failure(self.ident, exc.user_id)  # its own short write
+            raise
+        if effects:
+            self._apply(effects)
         return token, rendered
+
+    def _apply(self, effects: list[tuple[str, str]]) -> None:
+        """The writes a successful login makes: reset a failure count, use up a trust."""
+        with self.ident.db.session() as s:
+            for kind, ident in effects:
+                if kind == "clear_failures":
+                    user = s.get(m.User, ident)
+                    if user is not None:
+                        compliance.clear_failures(user)
+                elif kind == "use_trust":
+                    used = s.execute(
+                        update(m.Trust)
+                        .where(m.Trust.id == ident, m.Trust.remaining_uses > 0)
+                        .values(remaining_uses=m.Trust.remaining_uses - 1)
+                    )
+                    if not used.rowcount:  # a concurrent login took the last use
+                        raise AuthFailed("The trust has no remaining uses.")
 
     def _user_by_ref(self, s: Session, ref: Any) -> m.User:
         if not isinstance(ref, dict):
@@ -106,11 +133,14 @@ class Tokens:
         except AuthFailed:
             self.ident.hasher.verify(password, None)  # same cost as a real check
             raise
+        compliance.check_not_locked(self.ident.settings, user)
         if not self.ident.hasher.verify(password, user.password_hash):
-            raise AuthFailed()
+            raise compliance.BadPassword(user.id)
         self._check_user(s, user)
-        if user.password_expires_at and user.password_expires_at < utcnow():
+        if compliance.password_expired(user):
             raise AuthFailed(f"The password is expired and needs to be changed for user: {user.id}.")
+        if user.failed_auth_count or user.failed_auth_at is not None:
+            s.info["effects"].append(("clear_failures", user.id))
         return self._scoped(s, user, ("password",), scope)
 
     def _auth_token(self, s: Session, block: Any, scope: Any, caller: str | None) -> TokenPayload:
@@ -226,7 +256,7 @@ class Tokens:
         if trust.remaining_uses is not None:
             if trust.remaining_uses <= 0:
                 raise AuthFailed("The trust has no remaining uses.")
-            trust.remaining_uses -= 1
+            s.info["effects"].append(("use_trust", trust.id))
         expires = base.expires_at
         if trust.expires_at:
             expires = min(expires, _epoch(trust.expires_at))

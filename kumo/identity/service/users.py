@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from kumo.common.errors import Forbidden
 from kumo.identity import models as m
 from kumo.identity.errors import AuthFailed, ValidationError, duplicate
+from kumo.identity.service import compliance
 from kumo.identity.service import domains as dsvc
 from kumo.identity.service.core import (
     DEFAULT_DOMAIN_ID,
@@ -116,6 +117,8 @@ def create_user(ident: Identity, body: Any, default_domain: str | None) -> m.Use
     description = _optional_str(ref, "description", 65535)
     email = _optional_str(ref, "email")
     options = dsvc.check_options(ref, {}, USER_OPTIONS)
+    if password is not None:
+        compliance.check_password_rules(ident.settings, password)
     hashed = ident.hasher.hash(password) if password is not None else None
     with ident.db.session() as s:
         dsvc.get_domain(s, domain_id)  # 404 for an unknown domain, as Keystone
@@ -128,8 +131,6 @@ def create_user(ident: Identity, body: Any, default_domain: str | None) -> m.Use
             name=name,
             domain_id=domain_id,
             enabled=True if enabled is None else enabled,
-            password_hash=hashed,
-            password_created_at=now if hashed else None,
             default_project_id=default_project_id or None,
             description=description or "",
             email=email,
@@ -137,6 +138,7 @@ def create_user(ident: Identity, body: Any, default_domain: str | None) -> m.Use
             extra=extra_of(ref, KNOWN),
             created_at=now,
         )
+        compliance.set_password(ident, s, user, hashed)
         s.add(user)
     return user
 
@@ -207,6 +209,8 @@ def update_user(ident: Identity, tokens: Any, user_id: str, body: Any) -> m.User
     default_project_id = _optional_str(ref, "default_project_id", 64)
     description = _optional_str(ref, "description", 65535)
     email = _optional_str(ref, "email")
+    if password is not None:
+        compliance.check_password_rules(ident.settings, password)
     hashed = ident.hasher.hash(password) if password is not None else None
     with ident.db.session() as s:
         user = get_user(s, user_id)
@@ -229,9 +233,8 @@ def update_user(ident: Identity, tokens: Any, user_id: str, body: Any) -> m.User
             revoke = user.enabled and not enabled
             user.enabled = enabled
         if hashed is not None:
-            user.password_hash = hashed
-            user.password_created_at = utcnow()
-            user.password_expires_at = None
+            # an admin reset: no history or age check (Keystone), first-use expiry may apply
+            compliance.set_password(ident, s, user, hashed)
             revoke = True
         extra = extra_of(ref, KNOWN)
         if extra:
@@ -258,18 +261,26 @@ def change_password(ident: Identity, tokens: Any, user_id: str, body: Any) -> No
     with dsvc.reading(ident) as s:
         user = s.get(m.User, user_id) if user_id else None
         hashed = user.password_hash if user is not None else None
-    if not ident.hasher.verify(original, hashed) or user is None or not user.enabled:
+    if user is not None:
+        compliance.check_not_locked(ident.settings, user)  # the original password logs in (Keystone)
+    verified = ident.hasher.verify(original, hashed)
+    if not verified and user is not None:
+        compliance.record_failure(ident, user.id)
+    if not verified or user is None or not user.enabled:
         raise AuthFailed("Error when changing user password: Invalid user / password")
+    compliance.check_password_rules(ident.settings, new)
     if (user.options or {}).get("lock_password"):
         raise Forbidden(
             "You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password."
         )
+    compliance.check_minimum_age(ident.settings, user)
+    with dsvc.reading(ident) as s:
+        compliance.check_history(ident, s, user, new)  # bcrypt checks outside the write lock
     new_hash = ident.hasher.hash(new)
     with ident.db.session() as s:
         row = get_user(s, user_id)
-        row.password_hash = new_hash
-        row.password_created_at = utcnow()
-        row.password_expires_at = None
+        compliance.clear_failures(row)
+        compliance.set_password(ident, s, row, new_hash, self_service=True)
         tokens.revoke(s, user_id=user_id)
 
 
@@ -285,6 +296,7 @@ def remove_user(s: Session, tokens: Any, user: m.User) -> None:
         .where(or_(m.Trust.trustor_user_id == user.id, m.Trust.trustee_user_id == user.id))
         .values(deleted=True)
     )
+    compliance.forget(s, user.id)
     tokens.revoke(s, user_id=user.id)
     s.flush()
     s.delete(user)

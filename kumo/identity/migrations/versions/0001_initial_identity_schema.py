@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:07:51.538508
+Create Date: 2026-11-24 09:00:25.659544
 """
 
 import sqlalchemy as sa
@@ -37,6 +37,27 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
+    )
+    op.create_table('identity_endpoint_groups',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('filters', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('identity_oauth_consumers',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('secret', sa.String(length=64), nullable=False),
+    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('identity_policies',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('type', sa.String(length=255), nullable=False),
+    sa.Column('blob', sa.Text(), nullable=False),
+    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
     )
     op.create_table('identity_regions',
     sa.Column('id', sa.String(length=255), nullable=False),
@@ -121,6 +142,15 @@ def upgrade() -> None:
     with op.batch_alter_table('identity_assignments', schema=None) as batch_op:
         batch_op.create_index('ix_identity_assignments_target', ['target_id'], unique=False)
 
+    op.create_table('identity_domain_configs',
+    sa.Column('domain_id', sa.String(length=64), nullable=False),
+    sa.Column('group', sa.String(length=255), nullable=False),
+    sa.Column('option', sa.String(length=255), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=True),
+    sa.Column('sensitive', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['domain_id'], ['identity_domains.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('domain_id', 'group', 'option')
+    )
     op.create_table('identity_endpoints',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('service_id', sa.String(length=64), nullable=False),
@@ -183,6 +213,9 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('password_created_at', sa.DateTime(), nullable=True),
     sa.Column('password_expires_at', sa.DateTime(), nullable=True),
+    sa.Column('password_self_service', sa.Boolean(), nullable=False),
+    sa.Column('failed_auth_count', sa.Integer(), nullable=False),
+    sa.Column('failed_auth_at', sa.DateTime(), nullable=True),
     sa.Column('default_project_id', sa.String(length=64), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('email', sa.String(length=255), nullable=True),
@@ -196,6 +229,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('identity_users', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identity_users_domain_id'), ['domain_id'], unique=False)
+
+    op.create_table('identity_access_rules',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('service', sa.String(length=64), nullable=False),
+    sa.Column('path', sa.String(length=225), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['identity_users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('user_id', 'service', 'path', 'method')
+    )
+    with op.batch_alter_table('identity_access_rules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_identity_access_rules_user_id'), ['user_id'], unique=False)
 
     op.create_table('identity_application_credentials',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -227,11 +273,54 @@ def upgrade() -> None:
     with op.batch_alter_table('identity_group_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identity_group_members_user_id'), ['user_id'], unique=False)
 
+    op.create_table('identity_password_history',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['identity_users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('identity_password_history', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_identity_password_history_user_id'), ['user_id'], unique=False)
+
+    op.create_table('identity_project_endpoint_groups',
+    sa.Column('endpoint_group_id', sa.String(length=64), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['endpoint_group_id'], ['identity_endpoint_groups.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['identity_projects.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('endpoint_group_id', 'project_id')
+    )
+    with op.batch_alter_table('identity_project_endpoint_groups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_identity_project_endpoint_groups_project_id'), ['project_id'], unique=False)
+
+    op.create_table('identity_project_endpoints',
+    sa.Column('endpoint_id', sa.String(length=64), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['identity_endpoints.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['project_id'], ['identity_projects.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('endpoint_id', 'project_id')
+    )
+    with op.batch_alter_table('identity_project_endpoints', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_identity_project_endpoints_project_id'), ['project_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('identity_project_endpoints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_identity_project_endpoints_project_id'))
+
+    op.drop_table('identity_project_endpoints')
+    with op.batch_alter_table('identity_project_endpoint_groups', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_identity_project_endpoint_groups_project_id'))
+
+    op.drop_table('identity_project_endpoint_groups')
+    with op.batch_alter_table('identity_password_history', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_identity_password_history_user_id'))
+
+    op.drop_table('identity_password_history')
     with op.batch_alter_table('identity_group_members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_group_members_user_id'))
 
@@ -241,6 +330,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_identity_application_credentials_project_id'))
 
     op.drop_table('identity_application_credentials')
+    with op.batch_alter_table('identity_access_rules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_identity_access_rules_user_id'))
+
+    op.drop_table('identity_access_rules')
     with op.batch_alter_table('identity_users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_users_domain_id'))
 
@@ -259,6 +352,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_identity_endpoints_service_id'))
 
     op.drop_table('identity_endpoints')
+    op.drop_table('identity_domain_configs')
     with op.batch_alter_table('identity_assignments', schema=None) as batch_op:
         batch_op.drop_index('ix_identity_assignments_target')
 
@@ -280,6 +374,9 @@ def downgrade() -> None:
     op.drop_table('identity_revocations')
     op.drop_table('identity_revision')
     op.drop_table('identity_regions')
+    op.drop_table('identity_policies')
+    op.drop_table('identity_oauth_consumers')
+    op.drop_table('identity_endpoint_groups')
     op.drop_table('identity_domains')
     with op.batch_alter_table('identity_credentials', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_credentials_user_id'))

@@ -1,0 +1,584 @@
+"""``/servers/{id}/action`` and the server sub-resources (metadata, tags, actions, console)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from starlette.responses import Response
+
+from kumo.common.asgi import API, Call, json_response
+from kumo.compute.api.common import mv, svc
+from kumo.compute.api.render import basic, detail
+from kumo.compute.clients import Peers
+from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
+from kumo.compute.models import InstanceAction, Server
+from kumo.compute.service import actions, quotas, servers
+from kumo.compute.service import validate as v
+from kumo.compute.service.core import iso, now
+
+api = API()
+
+
+def _accepted() -> Response:
+    return Response(status_code=202)
+
+
+def _simple(action: str):  # type: ignore[no-untyped-def]
+    def run(call: Call, sid: str, _args: Any) -> Response:
+        actions.start_action(svc(call), call.ctx, sid, action, api_name=None)
+        return _accepted()
+
+    return run
+
+
+def _reboot(call: Call, sid: str, args: Any) -> Response:
+    if not isinstance(args, dict) or args.get("type", "").upper() not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid input for field/attribute type.")
+    actions.start_action(
+        svc(call), call.ctx, sid, "reboot_hard" if args["type"].upper() == "HARD" else "reboot_soft"
+    )
+    return _accepted()
+
+
+def _lock(call: Call, sid: str, args: Any) -> Response:
+    reason = None
+    if isinstance(args, dict) and "locked_reason" in args:
+        if not mv(call).matches("2.73"):
+            raise BadRequest("Additional properties are not allowed ('locked_reason' was unexpected)")
+        reason = v.string(args["locked_reason"], "locked_reason", 255)
+    actions.lock(svc(call), call.ctx, sid, True, reason)
+    return _accepted()
+
+
+def _unlock(call: Call, sid: str, _args: Any) -> Response:
+    actions.lock(svc(call), call.ctx, sid, False)
+    return _accepted()
+
+
+def _resize(call: Call, sid: str, args: Any) -> Response:
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute resize.")
+    v.only_keys(args, {"flavorRef", "OS-DCF:diskConfig"})
+    new = actions.prepare_resize(svc(call), call.ctx, sid, args.get("flavorRef"))
+    actions.resize(svc(call), call.ctx, sid, new)
+    return _accepted()
+
+
+def _confirm(call: Call, sid: str, _args: Any) -> Response:
+    actions.confirm_resize(svc(call), call.ctx, sid)
+    return Response(status_code=204)
+
+
+def _revert(call: Call, sid: str, _args: Any) -> Response:
+    actions.start_action(svc(call), call.ctx, sid, "revert_resize")
+    return _accepted()
+
+
+def _rebuild(call: Call, sid: str, args: Any) -> Any:
+    raise AssertionError("async")  # handled in the async dispatcher
+
+
+def _console(call: Call, sid: str, args: Any) -> Any:
+    server = servers.get_server(svc(call), call.ctx, sid)
+    length = (args or {}).get("length") if isinstance(args, dict) else None
+    if length is not None:
+        try:
+            length = int(length)
+        except (TypeError, ValueError):
+            raise BadRequest("Invalid input for field/attribute length.") from None
+        if length < -1:
+            raise BadRequest("Invalid input for field/attribute length.")
+    if server.vm_state == "building" or not server.host:
+        raise Conflict(f"Instance {sid} is not ready")
+    lines = (server.console or "").splitlines()
+    if length is not None and length >= 0:
+        lines = lines[-length:] if length else []
+    return {"output": "\n".join(lines)}
+
+
+def _reset_state(call: Call, sid: str, args: Any) -> Response:
+    actions.reset_state(
+        svc(call), call.ctx, sid, (args or {}).get("state") if isinstance(args, dict) else None
+    )
+    return _accepted()
+
+
+def _change_password(call: Call, sid: str, args: Any) -> Response:
+    if not isinstance(args, dict) or not isinstance(args.get("adminPass"), str):
+        raise BadRequest("Invalid input for field/attribute adminPass.")
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    if server.vm_state != "active":
+        raise Conflict(f"Cannot 'changePassword' instance {sid} while it is in vm_state {server.vm_state}")
+    return _accepted()
+
+
+def _security_group(add: bool):  # type: ignore[no-untyped-def]
+    def run(call: Call, sid: str, args: Any) -> Response:
+        if not isinstance(args, dict) or not isinstance(args.get("name"), str) or not args["name"]:
+            raise BadRequest("Invalid input for field/attribute name.")
+        name = args["name"]
+        servers.get_server(svc(call), call.ctx, sid, write=True)
+        with svc(call).db.session() as s:
+            server = s.get(Server, sid)
+            assert server is not None
+            groups = list(server.security_groups or [])
+            if add:
+                if name in groups:
+                    raise BadRequest(f"Security group {name} is already associated with the instance {sid}")
+                groups.append(name)
+            else:
+                if name not in groups:
+                    raise BadRequest(f"Security group {name} not associated with the instance {sid}")
+                groups.remove(name)
+            server.security_groups = groups
+        return _accepted()
+
+    return run
+
+
+def _rescue(call: Call, sid: str, args: Any) -> Any:
+    if args is not None and not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute rescue.")
+    actions.start_action(svc(call), call.ctx, sid, "rescue")
+    return {"adminPass": ((args or {}).get("adminPass")) or "kumo-" + sid[:8]}
+
+
+def _shelve(call: Call, sid: str, _args: Any) -> Response:
+    actions.start_action(svc(call), call.ctx, sid, "shelve")
+    return _accepted()
+
+
+def _unshelve(call: Call, sid: str, _args: Any) -> Response:
+    actions.unshelve(svc(call), call.ctx, sid)
+    return _accepted()
+
+
+SYNC_ACTIONS = {
+    "reboot": _reboot,
+    "os-stop": _simple("stop"),
+    "os-start": _simple("start"),
+    "pause": _simple("pause"),
+    "unpause": _simple("unpause"),
+    "suspend": _simple("suspend"),
+    "resume": _simple("resume"),
+    "lock": _lock,
+    "unlock": _unlock,
+    "resize": _resize,
+    "confirmResize": _confirm,
+    "revertResize": _revert,
+    "os-getConsoleOutput": _console,
+    "os-resetState": _reset_state,
+    "changePassword": _change_password,
+    "rescue": _rescue,
+    "unrescue": _simple("unrescue"),
+    "shelve": _shelve,
+    "unshelve": _unshelve,
+    "addSecurityGroup": _security_group(True),
+    "removeSecurityGroup": _security_group(False),
+}
+
+
+@api.route("/v2.1/servers/{server_id}/action", "POST")
+async def server_action(call: Call):
+    body = call.body
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("There is no such action: the body must name exactly one action.")
+    ((name, args),) = body.items()
+    sid = call.params["server_id"]
+    if name == "rebuild":
+        return await _rebuild_async(call, sid, args)
+    if name == "createImage":
+        return await _create_image(call, sid, args)
+    if name == "createBackup":
+        return await _create_backup(call, sid, args)
+    if name in ("addSecurityGroup", "removeSecurityGroup"):
+        from kumo.compute.api.server_network import change_security_group
+
+        return await change_security_group(call, sid, args, name == "addSecurityGroup")
+    handler = SYNC_ACTIONS.get(name)
+    if handler is None:
+        await anyio.to_thread.run_sync(servers.get_server, svc(call), call.ctx, sid)
+        raise BadRequest(f"There is no such action: {name}")
+    return await anyio.to_thread.run_sync(handler, call, sid, args)
+
+
+async def _rebuild_async(call: Call, sid: str, args: Any) -> Any:
+    service, version = svc(call), mv(call)
+    parsed = await anyio.to_thread.run_sync(actions.rebuild_args, service, call.ctx, args, version)
+    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
+    image = await Peers(call.ctx, service.extras).get_image(parsed["image_ref"])
+    if image is None:
+        raise BadRequest(f"Image {parsed['image_ref']} could not be found.")
+    if image.get("status") != "active":
+        raise BadRequest(f"Image {parsed['image_ref']} is not active.")
+    if (image.get("min_ram") or 0) > server.flavor["ram"]:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    server = await anyio.to_thread.run_sync(actions.apply_rebuild, service, call.ctx, sid, parsed)
+    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid)
+    body = detail(call, server) if version.matches("2.75") else basic(call, server)
+    if version.matches("2.54") and not version.matches("2.75"):
+        body["key_name"] = server.key_name
+    if version.matches("2.57") and not version.matches("2.75"):
+        body["user_data"] = server.user_data
+    body["adminPass"] = parsed.get("admin_pass") or "kumo-" + sid[:8]
+    return json_response({"server": body}, 202)
+
+
+async def _create_backup(call: Call, sid: str, args: Any) -> Any:
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute createBackup.")
+    v.only_keys(args, {"name", "backup_type", "rotation", "metadata"})
+    if not isinstance(args.get("backup_type"), str):
+        raise BadRequest("Invalid input for field/attribute backup_type.")
+    rotation = v.integer(args.get("rotation"), "rotation", 0)
+    extra = {"image_type": "backup", "backup_type": args["backup_type"]}
+    if rotation == 0:
+        response = await _create_image(call, sid, {**args, "name": args.get("name")}, extra, upload=False)
+    else:
+        response = await _create_image(call, sid, args, extra)
+    await _rotate(call, sid, args["backup_type"], rotation)
+    return response
+
+
+async def _rotate(call: Call, sid: str, backup_type: str, rotation: int) -> None:
+    peers = Peers(call.ctx, svc(call).extras)
+    async with peers._client() as c:
+        r = await c.get(
+            f"{peers.image_url}/v2/images",
+            params={
+                "instance_uuid": sid,
+                "image_type": "backup",
+                "sort_key": "created_at",
+                "sort_dir": "desc",
+            },
+        )
+    if r.status_code != 200:
+        return
+    backups = [i for i in r.json().get("images", []) if i.get("backup_type") == backup_type]
+    for old in backups[rotation:]:
+        await peers.delete_image(old["id"])
+
+
+async def _create_image(
+    call: Call, sid: str, args: Any, extra: dict[str, str] | None = None, upload: bool = True
+) -> Any:
+    service, version = svc(call), mv(call)
+    if (
+        not isinstance(args, dict)
+        or not isinstance(args.get("name"), str)
+        or not args["name"].strip()
+        or len(args["name"]) > 255
+    ):
+        raise BadRequest("Invalid input for field/attribute name.")
+    meta = v.metadata(args.get("metadata", {}), "metadata")
+    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
+    if server.vm_state not in ("active", "stopped", "paused", "suspended") or server.task_state is not None:
+        raise Conflict(f"Cannot 'createImage' instance {sid} while it is in vm_state {server.vm_state}")
+    peers = Peers(call.ctx, service.extras)
+    source = await peers.get_image(server.image_id) if server.image_id else None
+    body: dict[str, Any] = {
+        "name": args["name"],
+        "container_format": "bare",
+        "disk_format": (source or {}).get("disk_format") or "raw",
+        "image_type": "snapshot",
+        "instance_uuid": sid,
+        "base_image_ref": server.image_id or "",
+        "owner_specified.openstack.object": "images/" + sid,
+    }
+    body.pop("owner_specified.openstack.object")
+    for k, val in meta.items():
+        body[k] = val
+    body.update(extra or {})
+    if source and source.get("min_ram"):
+        body["min_ram"] = source["min_ram"]
+    body["min_disk"] = max(server.flavor.get("disk", 0), (source or {}).get("min_disk") or 0)
+    image = await peers.create_image(body)
+    await anyio.to_thread.run_sync(_record_action, call, sid, "createBackup" if extra else "createImage")
+    data = b"\0" * 65536  # the fake driver's disk; the qemu driver will stream the real one through the agent
+    try:
+        await peers.upload_image(image["id"], data)
+    except Exception:
+        await peers.delete_image(image["id"])
+        raise
+    location = f"{peers.image_url}/v2/images/{image['id']}"
+    if version.matches("2.45"):
+        return json_response({"image_id": image["id"]}, 202)
+    return Response(status_code=202, headers={"Location": location})
+
+
+def _record_action(call: Call, sid: str, name: str) -> None:
+    with svc(call).db.session() as s:
+        s.add(servers.new_action(call.ctx, sid, name))
+
+
+# -- metadata -----------------------------------------------------------------------------------
+
+
+def _meta_limit(call: Call, meta: dict[str, str]) -> None:
+    limit = quotas.limit_for(svc(call), call.ctx.project_id, "metadata_items")
+    if 0 <= limit < len(meta):
+        raise OverLimit(f"Quota exceeded for metadata_items: Requested {len(meta)}, but maximum is {limit}")
+
+
+def _update_meta(call: Call, replace: bool, new: dict[str, str]) -> dict[str, str]:
+    sid = call.params["server_id"]
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    servers.check_lock(svc(call), call.ctx, server)
+    if server.task_state is not None and server.vm_state == "building":
+        raise Conflict(f"Cannot update metadata of instance {sid} while it is building")
+    with svc(call).db.session() as s:
+        row = s.get(Server, sid)
+        assert row is not None
+        meta = dict(new) if replace else {**(row.metadata_ or {}), **new}
+        _meta_limit(call, meta)
+        row.metadata_ = meta
+        row.updated_at = now()
+    return meta
+
+
+@api.route("/v2.1/servers/{server_id}/metadata", "GET")
+def list_metadata(call: Call):
+    return {
+        "metadata": dict(servers.get_server(svc(call), call.ctx, call.params["server_id"]).metadata_ or {})
+    }
+
+
+@api.route("/v2.1/servers/{server_id}/metadata", "POST")
+def update_metadata(call: Call):
+    body = call.body
+    if not isinstance(body, dict) or "metadata" not in body:
+        raise BadRequest("Malformed request body: 'metadata' is a required property")
+    return {"metadata": _update_meta(call, False, v.metadata(body["metadata"]))}
+
+
+@api.route("/v2.1/servers/{server_id}/metadata", "PUT")
+def set_metadata(call: Call):
+    body = call.body
+    if not isinstance(body, dict) or "metadata" not in body:
+        raise BadRequest("Malformed request body: 'metadata' is a required property")
+    return {"metadata": _update_meta(call, True, v.metadata(body["metadata"]))}
+
+
+@api.route("/v2.1/servers/{server_id}/metadata/{key}", "GET")
+def show_metadata_item(call: Call):
+    meta = servers.get_server(svc(call), call.ctx, call.params["server_id"]).metadata_ or {}
+    key = call.params["key"]
+    if key not in meta:
+        raise NotFound("Metadata item was not found")
+    return {"meta": {key: meta[key]}}
+
+
+@api.route("/v2.1/servers/{server_id}/metadata/{key}", "PUT")
+def set_metadata_item(call: Call):
+    body = call.body
+    key = call.params["key"]
+    if not isinstance(body, dict) or not isinstance(body.get("meta"), dict):
+        raise BadRequest("Malformed request body: 'meta' is a required property")
+    item = v.metadata(body["meta"], "meta")
+    if len(item) != 1:
+        raise BadRequest("Request body contains too many items")
+    if key not in item:
+        raise BadRequest("Request body and URI mismatch")
+    _update_meta(call, False, item)
+    return {"meta": item}
+
+
+@api.route("/v2.1/servers/{server_id}/metadata/{key}", "DELETE")
+def delete_metadata_item(call: Call):
+    sid, key = call.params["server_id"], call.params["key"]
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    servers.check_lock(svc(call), call.ctx, server)
+    with svc(call).db.session() as s:
+        row = s.get(Server, sid)
+        assert row is not None
+        meta = dict(row.metadata_ or {})
+        if key not in meta:
+            raise NotFound("Metadata item was not found")
+        del meta[key]
+        row.metadata_ = meta
+    return Response(status_code=204)
+
+
+# -- tags (2.26) ---------------------------------------------------------------------------------
+
+
+def _tags_version(call: Call) -> None:
+    if not mv(call).matches("2.26"):
+        raise NotFound("The resource could not be found.")
+
+
+def _set_tags(call: Call, tags: list[str]) -> list[str]:
+    sid = call.params["server_id"]
+    servers.get_server(svc(call), call.ctx, sid, write=True)
+    with svc(call).db.session() as s:
+        row = s.get(Server, sid)
+        assert row is not None
+        if row.vm_state == "building":
+            raise Conflict(f"Cannot update tags of instance {sid} while it is building")
+        row.tags = tags
+        row.updated_at = now()
+    return tags
+
+
+@api.route("/v2.1/servers/{server_id}/tags", "GET")
+def list_tags(call: Call):
+    _tags_version(call)
+    return {"tags": list(servers.get_server(svc(call), call.ctx, call.params["server_id"]).tags or [])}
+
+
+@api.route("/v2.1/servers/{server_id}/tags", "PUT")
+def replace_tags(call: Call):
+    _tags_version(call)
+    body = call.body
+    if not isinstance(body, dict) or "tags" not in body:
+        raise BadRequest("'tags' is a required property")
+    return {"tags": _set_tags(call, servers._parse_tags(body["tags"]))}
+
+
+@api.route("/v2.1/servers/{server_id}/tags", "DELETE")
+def delete_tags(call: Call):
+    _tags_version(call)
+    _set_tags(call, [])
+    return Response(status_code=204)
+
+
+@api.route("/v2.1/servers/{server_id}/tags/{tag}", "GET")
+def check_tag(call: Call):
+    _tags_version(call)
+    tags = servers.get_server(svc(call), call.ctx, call.params["server_id"]).tags or []
+    if call.params["tag"] not in tags:
+        raise NotFound(f"Tag {call.params['tag']} could not be found.")
+    return Response(status_code=204)
+
+
+@api.route("/v2.1/servers/{server_id}/tags/{tag}", "PUT")
+def add_tag(call: Call):
+    _tags_version(call)
+    tag = call.params["tag"]
+    current = list(servers.get_server(svc(call), call.ctx, call.params["server_id"]).tags or [])
+    servers._parse_tags([tag])
+    if tag in current:
+        return Response(status_code=204)
+    if len(current) >= 50:
+        raise BadRequest("The number of tags exceeded the per-server limit 50")
+    _set_tags(call, current + [tag])
+    return Response(
+        status_code=201,
+        headers={"Location": call.url(f"/v2.1/servers/{call.params['server_id']}/tags/{tag}")},
+    )
+
+
+@api.route("/v2.1/servers/{server_id}/tags/{tag}", "DELETE")
+def delete_tag(call: Call):
+    _tags_version(call)
+    tag = call.params["tag"]
+    current = list(servers.get_server(svc(call), call.ctx, call.params["server_id"]).tags or [])
+    if tag not in current:
+        raise NotFound(f"Tag {tag} could not be found.")
+    current.remove(tag)
+    _set_tags(call, current)
+    return Response(status_code=204)
+
+
+# -- instance actions ------------------------------------------------------------------------------
+
+
+def _render_action(call: Call, a: InstanceAction, events: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "action": a.action,
+        "instance_uuid": a.server_id,
+        "request_id": a.request_id,
+        "user_id": a.user_id,
+        "project_id": a.project_id,
+        "start_time": iso(a.start_time),
+        "message": a.message,
+    }
+    if mv(call).matches("2.58"):
+        body["updated_at"] = iso(a.updated_at)
+    if events:
+        admin = svc(call).is_admin(call.ctx)
+        evs = []
+        for e in a.events or []:
+            e = dict(e)
+            if not admin:
+                e.pop("traceback", None)
+            if not (admin and mv(call).matches("2.62")):
+                e.pop("host", None)
+            if not mv(call).matches("2.62"):
+                e.pop("hostId", None)
+            if not (admin or mv(call).matches("2.51")):
+                continue
+            evs.append(e)
+        body["events"] = evs
+    return body
+
+
+def _server_for_actions(call: Call) -> str:
+    sid = call.params["server_id"]
+    with svc(call).db.reader() as s:
+        server = s.get(Server, sid)
+    if server is None or (server.deleted and not mv(call).matches("2.21")):
+        raise NotFound(f"Instance {sid} could not be found.")
+    svc(call).enforce(call.ctx, "server:read", {"project_id": server.project_id})
+    return sid
+
+
+@api.route("/v2.1/servers/{server_id}/os-instance-actions", "GET")
+def list_actions(call: Call):
+    from sqlalchemy import select
+
+    sid = _server_for_actions(call)
+    with svc(call).db.reader() as s:
+        rows = list(
+            s.execute(
+                select(InstanceAction)
+                .where(InstanceAction.server_id == sid)
+                .order_by(InstanceAction.id.desc())
+            ).scalars()
+        )
+    return {"instanceActions": [_render_action(call, a, False) for a in rows]}
+
+
+@api.route("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET")
+def show_action(call: Call):
+    from sqlalchemy import select
+
+    sid = _server_for_actions(call)
+    with svc(call).db.reader() as s:
+        a = (
+            s.execute(
+                select(InstanceAction).where(
+                    InstanceAction.server_id == sid, InstanceAction.request_id == call.params["request_id"]
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if a is None:
+        raise NotFound(f"Action for request_id {call.params['request_id']} on instance {sid} not found")
+    return {"instanceAction": _render_action(call, a, True)}
+
+
+# -- interfaces, security groups, diagnostics --------------------------------------------------
+
+
+@api.route("/v2.1/servers/{server_id}/ips", "GET")
+def list_ips(call: Call):
+    from kumo.compute.api.render import addresses
+
+    return {
+        "addresses": addresses(
+            servers.get_server(svc(call), call.ctx, call.params["server_id"]), detail=False
+        )
+    }
+
+
+@api.route("/v2.1/servers/{server_id}/ips/{network}", "GET")
+def show_ips(call: Call):
+    from kumo.compute.api.render import addresses
+
+    addrs = addresses(servers.get_server(svc(call), call.ctx, call.params["server_id"]), detail=False)
+    if call.params["network"] not in addrs:
+        raise NotFound("Instance is not a member of specified network")
+    return {call.params["network"]: addrs[call.params["network"]]}

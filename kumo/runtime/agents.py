@@ -1,0 +1,66 @@
+"""Data-plane agents started in-process by the all-in-one app (additive: one function per agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from kumo.common.service import Runtime, ServiceSpec
+
+
+@contextlib.asynccontextmanager
+async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> AsyncIterator[None]:
+    """The compute agent for this host, talking to the in-process compute API through ASGI."""
+    settings = runtime.settings
+    if not settings.compute.run_agent or settings.workers > 1:
+        yield
+        return
+    from kumo.agents.compute.agent import ComputeAgent
+    from kumo.agents.compute.fake import make_driver
+    from kumo.compute.app import agent_secret
+
+    driver = make_driver(settings.compute.driver, settings.data_dir / "compute")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=service.prefix)
+    async with httpx.AsyncClient(transport=transport, base_url=runtime.base_url, timeout=60.0) as client:
+        agent = ComputeAgent(
+            client,
+            runtime.base_url + service.prefix + "/v2.1",
+            agent_secret(runtime),
+            driver,
+            host=settings.compute.host,
+            heartbeat_interval=settings.compute.heartbeat_interval,
+        )
+        task = asyncio.create_task(agent.run())
+        try:
+            yield
+        finally:
+            agent.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def network_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> AsyncIterator[None]:
+    """The network data-plane agent (linux driver when root and the tools are there)."""
+    if runtime.settings.workers > 1:
+        yield
+        return
+    from kumo.agents.network.runner import network_agent as run
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=service.prefix)
+    async with run(runtime.settings, identity_transport=runtime.identity_transport, network_transport=transport,
+                   network_url=runtime.base_url + service.prefix):
+        yield
+
+
+AGENTS = {"compute": compute_agent, "network": network_agent}
+
+
+def agent_contexts(runtime: Runtime, apps: list[tuple[ServiceSpec, Any]]) -> list[Any]:
+    """Async context managers running the agents of the services in ``apps``."""
+    return [AGENTS[spec.name](runtime, spec, app) for spec, app in apps if spec.name in AGENTS]
