@@ -24,7 +24,7 @@ echo "==> pytest (unit + functional, SQLite and PostgreSQL)"
 .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
 
 echo "==> conformance: CLI smoke path and the Tempest gate (baseline: conformance/baseline.json)"
-python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,object_storage}" --gate --smoke \
+python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,network,object_storage,compute}" --gate --smoke \
     --results-dir "${KUMO_RESULTS_DIR:-conformance/results}"
 echo "==> conformance harness tests"
 conformance/.venv/bin/python -m pytest -q -p no:cacheprovider conformance

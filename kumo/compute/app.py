@@ -61,6 +61,7 @@ def prepare(runtime: Runtime) -> None:
         from kumo.compute.service import agents
 
         agents.ensure_control_services(svc)
+        agents.recover_interrupted_builds(svc)
     finally:
         svc.db.dispose()
 

@@ -90,6 +90,7 @@ class Server(ComputeBase):
     group_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     admin_pass: Mapped[str | None] = mapped_column(String(255), nullable=True)
     console: Mapped[str] = mapped_column(Text, default="")
+    system_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. shelved_image_id
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -20,21 +20,31 @@ from kumo.runtime import credentials
 from kumo.runtime.services import all_services, by_name
 
 
-def make_runtime(settings: Settings, services: list[ServiceSpec], identity_url: str | None = None) -> Runtime:
+def make_runtime(
+    settings: Settings, services: list[ServiceSpec], service_urls: dict[str, str] | None = None
+) -> Runtime:
+    """``service_urls`` maps a service to where clients reach it (default: this cloud's base URL)."""
     base = settings.base_url
+    urls = service_urls or {}
     return Runtime(
         settings=settings,
         base_url=base,
-        identity_url=identity_url or settings.identity_url or f"{base}/identity",
+        identity_url=settings.identity_url or f"{urls.get('identity', base)}/identity",
         invalidation=Invalidation(),
-        extras={"endpoints": [(e.type, e.name, base + e.path) for s in services for e in s.catalog]},
+        extras={
+            "endpoints": [
+                (e.type, e.name, urls.get(s.name, base) + e.path) for s in services for e in s.catalog
+            ]
+        },
     )
 
 
-def prepare(settings: Settings, services: list[ServiceSpec]) -> Runtime:
+def prepare(
+    settings: Settings, services: list[ServiceSpec], service_urls: dict[str, str] | None = None
+) -> Runtime:
     """One-time start-up work: credentials, migrations, bootstrap, client config files."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    runtime = make_runtime(settings, services)
+    runtime = make_runtime(settings, services, service_urls)
     admin_pw = credentials.password(settings.data_dir, "admin", settings.identity.admin_password)
     demo_pw = credentials.password(settings.data_dir, "demo", settings.identity.demo_password)
     runtime.extras["bootstrap"] = {"admin_password": admin_pw, "demo_password": demo_pw}

@@ -54,7 +54,12 @@ def up(
     started = time.monotonic()
     settings, config_file = load_settings(config, data_dir, host=host, port=port, workers=workers, admin_password=admin_password)
     services = all_services()
-    runtime = assemble.prepare(settings, services)
+    # Isolated: each service on its own port (identity keeps the main one), and so in the catalog.
+    urls = None
+    if isolated:
+        host = settings.base_url.rsplit(":", 1)[0]
+        urls = {name: f"{host}:{port}" for name, port in supervisor.ports_for(settings, services).items()}
+    runtime = assemble.prepare(settings, services, urls)
 
     def ready() -> None:
         _print_ready(settings, runtime.identity_url, time.monotonic() - started, isolated)

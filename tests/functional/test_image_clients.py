@@ -103,6 +103,8 @@ def test_cli_sharing(cloud: KumoCloud, ensure_cli):
 
 
 def test_cli_rejects_unsafe_and_mismatched_data(cloud: KumoCloud, ensure_cli, tmp_path):
+    # The cloud is shared with other tests (run one at a time per worker): compare before/after.
+    before = set((cloud.data_dir / "images").glob("*"))
     bad = tmp_path / "backing.qcow2"
     bad.write_bytes(qcow2(backing=b"/etc/passwd"))
     name = unique("bad-qcow2")
@@ -121,8 +123,8 @@ def test_cli_rejects_unsafe_and_mismatched_data(cloud: KumoCloud, ensure_cli, tm
     )
     assert res.returncode != 0 and "does not match" in res.stderr, res.stderr
     assert [i["Status"] for i in cloud.cli_json("image", "list", "--name", name2)] in ([], ["queued"])
-    images = list((cloud.data_dir / "images").glob("*"))
-    assert all(p.is_dir() for p in images), images  # no partial data left behind
+    new = set((cloud.data_dir / "images").glob("*")) - before
+    assert all(p.is_dir() for p in new), new  # no partial data left behind
 
 
 def test_sdk_upload_download_200mb(cloud: KumoCloud, tmp_path):

@@ -98,6 +98,7 @@ class ComputeAgent:
         self.heartbeat_interval = heartbeat_interval
         self.zone = zone
         self._busy: dict[str, asyncio.Task[None]] = {}
+        self._queued: dict[str, dict[str, Any]] = {}  # newer desired state seen while a worker was busy
         self._stop = asyncio.Event()
 
     async def _post(self, path: str, body: Any = None) -> httpx.Response:
@@ -172,8 +173,19 @@ class ComputeAgent:
         sid = server["id"]
         task = self._busy.get(sid)
         if task is not None and not task.done():
-            return  # one worker per server; the next sync pass picks up anything newer
-        self._busy[sid] = asyncio.create_task(self._reconcile(server))
+            self._queued[sid] = server  # one worker per server: run this when the current one ends
+            return
+        self._busy[sid] = asyncio.create_task(self._run_worker(server))
+
+    async def _run_worker(self, server: dict[str, Any]) -> None:
+        sid = server["id"]
+        while True:
+            await self._reconcile(server)
+            done = (server.get("pending") or {}).get("seq")
+            nxt = self._queued.pop(sid, None)
+            if nxt is None or (done is not None and (nxt.get("pending") or {}).get("seq") == done):
+                return
+            server = nxt
 
     async def _reconcile(self, server: dict[str, Any]) -> None:
         sid = server["id"]

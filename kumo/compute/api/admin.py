@@ -559,6 +559,11 @@ def list_usage(call: Call):
     }
 
 
+@api.route("/v2.1/os-simple-tenant-usage/", "GET")
+def show_usage_empty(call: Call):
+    return {"tenant_usage": {}}
+
+
 @api.route("/v2.1/os-simple-tenant-usage/{project_id}", "GET")
 def show_usage(call: Call):
     project = call.params["project_id"]
@@ -602,16 +607,37 @@ def external_events(call: Call):
     body = call.body
     if not isinstance(body, dict) or not isinstance(body.get("events"), list) or not body["events"]:
         raise BadRequest("'events' is a required property")
+    names = {"network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"}
+    for name, version in (("volume-extended", "2.51"), ("power-update", "2.76")):
+        if mv(call).matches(version):
+            names.add(name)
     out = []
     for e in body["events"]:
         if not isinstance(e, dict) or "name" not in e or "server_uuid" not in e:
             raise BadRequest("Invalid event")
-        with svc(call).db.reader() as s:
-            found = s.get(Server, e["server_uuid"]) is not None
-        out.append({**e, "status": e.get("status", "completed"), "code": 200 if found else 404})
+        if e["name"] not in names:
+            raise BadRequest(f"Invalid input for field/attribute name. Value: {e['name']}.")
+        if e.get("status", "completed") not in ("completed", "failed", "in-progress"):
+            raise BadRequest("Invalid input for field/attribute status.")
+        with svc(call).db.session() as s:
+            server = s.get(Server, e["server_uuid"])
+            found = server is not None and not server.deleted and server.host is not None
+            if found and e["name"] == "power-update" and server.task_state is None:
+                # the hypervisor side changed the power state (Ironic-style); reflect it
+                if e.get("tag") == "POWER_OFF" and server.vm_state == "active":
+                    server.vm_state, server.power_state = "stopped", 4
+                elif e.get("tag") == "POWER_ON" and server.vm_state == "stopped":
+                    server.vm_state, server.power_state = "active", 1
+                server.updated_at = now()
+        out.append(
+            {**e, "status": e.get("status", "completed"), "code": 200 if found else 422 if server else 404}
+        )
     if not any(e["code"] == 200 for e in out):
         raise NotFound("No instances found for any event")
-    return {"events": out}
+    status = 200 if all(e["code"] == 200 for e in out) else 207
+    from kumo.common.asgi import json_response
+
+    return json_response({"events": out}, status)
 
 
 EXTENSIONS = {
@@ -660,6 +686,8 @@ EXTENSIONS = {
     "os-create-backup": "CreateBackup",
     "os-server-password": "ServerPassword",
     "os-limits": "Limits",
+    "os-floating-ips": "FloatingIps",
+    "os-floating-ip-pools": "FloatingIpPools",
     "os-security-groups": "SecurityGroups",
     "os-attach-interfaces": "AttachInterfaces",
     "os-tenant-networks": "TenantNetworks",

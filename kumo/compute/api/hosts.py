@@ -38,7 +38,7 @@ def list_hosts(call: Call):
         rows = list(s.execute(select(ComputeService).order_by(ComputeService.id)).scalars())
     zone = call.query.get("zone")
     out = [{"host_name": r.host, "service": r.topic, "zone": r.zone} for r in rows]
-    if zone is not None:
+    if zone:
         out = [h for h in out if h["zone"] == zone]
     return {"hosts": out}
 
@@ -88,6 +88,8 @@ def update_host(call: Call):
         raise BadRequest("'status' or 'maintenance_mode' needed for host update")
     v.only_keys(body, {"status", "maintenance_mode"})
     status, maint = body.get("status"), body.get("maintenance_mode")
+    if status is None and maint is None:
+        raise BadRequest("'status' or 'maintenance_mode' needed for host update")
     if status is not None and status not in ("enable", "disable"):
         raise BadRequest("Invalid input for field/attribute status.")
     if maint is not None and maint not in ("enable", "disable"):
@@ -358,3 +360,12 @@ def show_audit(call: Call):
     else:
         raise BadRequest(f"Invalid timestamp for date {raw}")
     return {"instance_usage_audit_log": _audit(call, before)}
+
+
+@api.route("/v2.1/servers/{server_id}/topology", "GET")
+def server_topology(call: Call):
+    if not mv(call).matches("2.78"):
+        raise NotFound("The resource could not be found.")
+    server = servers.get_server(svc(call), call.ctx, call.params["server_id"])
+    svc(call).enforce(call.ctx, "server:read", {"project_id": server.project_id})
+    return {"nodes": [], "pagesize_kb": None}  # the fake driver has no NUMA topology

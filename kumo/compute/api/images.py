@@ -142,6 +142,11 @@ async def show_image(call: Call):
     return {"image": render(call, image)}
 
 
+@api.route("/v2.1/images/", "DELETE")
+async def delete_image_blank(call: Call):
+    raise NotFound("Image not found.")
+
+
 @api.route("/v2.1/images/{image_id}", "DELETE")
 async def delete_image(call: Call):
     peers, image = await _get(call, call.params["image_id"])

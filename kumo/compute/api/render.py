@@ -87,6 +87,8 @@ def basic(call: Call, server: Server) -> dict[str, Any]:
         body["tags"] = list(server.tags or [])
     if version.matches("2.73"):
         body["locked_reason"] = server.locked_reason
+    if version.matches("2.63"):
+        body["trusted_image_certificates"] = None
     return body
 
 
@@ -138,3 +140,25 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
 
 def _usg(dt: Any) -> str | None:
     return dt.isoformat(timespec="microseconds") if dt else None
+
+
+def with_groups(call: Call, server: Server, body: dict[str, Any]) -> dict[str, Any]:
+    """2.71: show, update and rebuild name the server group the server is in."""
+    if mv(call).matches("2.71"):
+        body["server_groups"] = [server.group_id] if server.group_id else []
+    return body
+
+
+def rebuild_body(call: Call, server: Server) -> dict[str, Any]:
+    version = mv(call)
+    if version.matches("2.75"):
+        body = detail(call, server)
+        body.pop("OS-EXT-SRV-ATTR:user_data", None)
+        body["user_data"] = server.user_data
+    else:
+        body = basic(call, server)
+        if version.matches("2.54"):
+            body["key_name"] = server.key_name
+        if version.matches("2.57"):
+            body["user_data"] = server.user_data
+    return with_groups(call, server, body)

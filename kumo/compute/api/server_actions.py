@@ -8,8 +8,8 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
-from kumo.compute.api.common import mv, svc
-from kumo.compute.api.render import basic, detail
+from kumo.compute.api.common import mv, next_link, svc
+from kumo.compute.api.render import rebuild_body
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
 from kumo.compute.models import InstanceAction, Server
@@ -60,8 +60,11 @@ def _resize(call: Call, sid: str, args: Any) -> Response:
     if not isinstance(args, dict):
         raise BadRequest("Invalid input for field/attribute resize.")
     v.only_keys(args, {"flavorRef", "OS-DCF:diskConfig"})
+    disk_config = args.get("OS-DCF:diskConfig")
+    if disk_config is not None and disk_config not in ("AUTO", "MANUAL"):
+        raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig.")
     new = actions.prepare_resize(svc(call), call.ctx, sid, args.get("flavorRef"))
-    actions.resize(svc(call), call.ctx, sid, new)
+    actions.resize(svc(call), call.ctx, sid, new, disk_config)
     return _accepted()
 
 
@@ -144,14 +147,91 @@ def _rescue(call: Call, sid: str, args: Any) -> Any:
     return {"adminPass": ((args or {}).get("adminPass")) or "kumo-" + sid[:8]}
 
 
-def _shelve(call: Call, sid: str, _args: Any) -> Response:
-    actions.start_action(svc(call), call.ctx, sid, "shelve")
+async def _shelve(call: Call, sid: str) -> Response:
+    """Snapshot into ``<name>-shelved`` (as Nova does), then offload the server from its host."""
+    service = svc(call)
+    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
+    await anyio.to_thread.run_sync(servers.check_lock, service, call.ctx, server)
+    if server.vm_state not in ("active", "stopped", "paused", "suspended") or server.task_state is not None:
+        raise Conflict(f"Cannot 'shelve' instance {sid} while it is in vm_state {server.vm_state}")
+    peers = Peers(call.ctx, service.extras)
+    image = await peers.create_image({"name": f"{server.name}-shelved", "container_format": "bare",
+                                      "disk_format": "raw", "image_type": "snapshot", "instance_uuid": sid})  # fmt: skip
+    await peers.upload_image(image["id"], b"\0" * 65536)
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: actions.start_action(service, call.ctx, sid, "shelve", {"image_id": image["id"]})
+        )
+    except Exception:
+        await peers.delete_image(image["id"])
+        raise
+    await anyio.to_thread.run_sync(lambda: _set_system_metadata(call, sid, shelved_image_id=image["id"]))
     return _accepted()
 
 
-def _unshelve(call: Call, sid: str, _args: Any) -> Response:
-    actions.unshelve(svc(call), call.ctx, sid)
+def _set_system_metadata(call: Call, sid: str, **values: Any) -> None:
+    with svc(call).db.session() as s:
+        row = s.get(Server, sid)
+        if row is not None:
+            meta = dict(row.system_metadata or {})
+            for k, val in values.items():
+                if val is None:
+                    meta.pop(k, None)
+                else:
+                    meta[k] = val
+            row.system_metadata = meta
+
+
+async def _unshelve(call: Call, sid: str, args: Any) -> Response:
+    service = svc(call)
+    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
+    if isinstance(args, dict) and args.get("availability_zone") and not mv(call).matches("2.77"):
+        raise BadRequest("Additional properties are not allowed ('availability_zone' was unexpected)")
+    await anyio.to_thread.run_sync(actions.unshelve, service, call.ctx, sid)
+    image_id = (server.system_metadata or {}).get("shelved_image_id")
+    if image_id:
+        await Peers(call.ctx, service.extras).delete_image(image_id)
+        await anyio.to_thread.run_sync(lambda: _set_system_metadata(call, sid, shelved_image_id=None))
     return _accepted()
+
+
+def _migrate(live: bool):  # type: ignore[no-untyped-def]
+    def run(call: Call, sid: str, args: Any) -> Response:
+        svc(call).require_admin(
+            call.ctx, "os_compute_api:os-migrate-server:migrate" + ("_live" if live else "")
+        )
+        server = servers.get_server(svc(call), call.ctx, sid, write=True)
+        allowed = ("active", "paused") if live else ("active", "stopped")
+        name = "os-migrateLive" if live else "migrate"
+        if server.vm_state not in allowed or server.task_state is not None:
+            raise Conflict(f"Cannot '{name}' instance {sid} while it is in vm_state {server.vm_state}")
+        if live and isinstance(args, dict) and args.get("host"):
+            from kumo.compute.models import ComputeService as ServiceRow
+
+            with svc(call).db.reader() as s:
+                from sqlalchemy import select
+
+                if s.execute(select(ServiceRow).where(ServiceRow.host == args["host"])).first() is None:
+                    raise BadRequest(f"Compute service of {args['host']} is unavailable at this time.")
+        raise BadRequest("No valid host was found. No other compute host is available for the migration.")
+
+    return run
+
+
+def _restore(call: Call, sid: str, _args: Any) -> Response:
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    raise Conflict(f"Cannot 'restore' instance {sid} while it is in vm_state {server.vm_state}")
+
+
+def _inject_network_info(call: Call, sid: str, _args: Any) -> Response:
+    svc(call).require_admin(call.ctx, "os_compute_api:os-admin-actions:inject_network_info")
+    servers.get_server(svc(call), call.ctx, sid)
+    return _accepted()
+
+
+def _force_delete(call: Call, sid: str, _args: Any) -> Response:
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    raise Conflict(f"Cannot 'forceDelete' instance {sid} while it is in vm_state {server.vm_state}")
 
 
 SYNC_ACTIONS = {
@@ -170,10 +250,13 @@ SYNC_ACTIONS = {
     "os-getConsoleOutput": _console,
     "os-resetState": _reset_state,
     "changePassword": _change_password,
+    "migrate": _migrate(False),
+    "os-migrateLive": _migrate(True),
+    "restore": _restore,
+    "forceDelete": _force_delete,
+    "injectNetworkInfo": _inject_network_info,
     "rescue": _rescue,
     "unrescue": _simple("unrescue"),
-    "shelve": _shelve,
-    "unshelve": _unshelve,
     "addSecurityGroup": _security_group(True),
     "removeSecurityGroup": _security_group(False),
 }
@@ -192,6 +275,15 @@ async def server_action(call: Call):
         return await _create_image(call, sid, args)
     if name == "createBackup":
         return await _create_backup(call, sid, args)
+    if name == "shelve":
+        return await _shelve(call, sid)
+    if name == "unshelve":
+        return await _unshelve(call, sid, args)
+    if name in ("addFloatingIp", "removeFloatingIp"):
+        from kumo.compute.api import floating_ips
+
+        handler = floating_ips.add_floating_ip if name == "addFloatingIp" else floating_ips.remove_floating_ip
+        return await handler(call, sid, args)
     if name in ("addSecurityGroup", "removeSecurityGroup"):
         from kumo.compute.api.server_network import change_security_group
 
@@ -216,11 +308,7 @@ async def _rebuild_async(call: Call, sid: str, args: Any) -> Any:
         raise BadRequest("Flavor's memory is too small for requested image.")
     server = await anyio.to_thread.run_sync(actions.apply_rebuild, service, call.ctx, sid, parsed)
     server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid)
-    body = detail(call, server) if version.matches("2.75") else basic(call, server)
-    if version.matches("2.54") and not version.matches("2.75"):
-        body["key_name"] = server.key_name
-    if version.matches("2.57") and not version.matches("2.75"):
-        body["user_data"] = server.user_data
+    body = rebuild_body(call, server)
     body["adminPass"] = parsed.get("admin_pass") or "kumo-" + sid[:8]
     return json_response({"server": body}, 202)
 
@@ -537,7 +625,35 @@ def list_actions(call: Call):
                 .order_by(InstanceAction.id.desc())
             ).scalars()
         )
-    return {"instanceActions": [_render_action(call, a, False) for a in rows]}
+    body: dict[str, Any] = {}
+    if mv(call).matches("2.58"):
+        from kumo.compute.service.servers import _parse_time
+
+        if call.query.get("changes-since"):
+            since = _parse_time(call.query["changes-since"], "changes-since")
+            rows = [a for a in rows if a.updated_at >= since]
+        if call.query.get("changes-before") and mv(call).matches("2.66"):
+            before = _parse_time(call.query["changes-before"], "changes-before")
+            rows = [a for a in rows if a.updated_at <= before]
+        marker = call.query.get("marker")
+        if marker:
+            ids = [a.request_id for a in rows]
+            if marker not in ids:
+                raise BadRequest(f"Marker {marker} could not be found.")
+            rows = rows[ids.index(marker) + 1 :]
+        if call.query.get("limit"):
+            try:
+                limit = int(call.query["limit"])
+            except ValueError:
+                raise BadRequest("Invalid input for field/attribute limit.") from None
+            if limit < 0:
+                raise BadRequest("Invalid input for field/attribute limit.")
+            if len(rows) > limit:
+                rows = rows[:limit]
+                if rows:
+                    body["links"] = next_link(call, f"servers/{sid}/os-instance-actions", rows[-1].request_id)
+    body["instanceActions"] = [_render_action(call, a, False) for a in rows]
+    return body
 
 
 @api.route("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET")
@@ -582,3 +698,15 @@ def show_ips(call: Call):
     if call.params["network"] not in addrs:
         raise NotFound("Instance is not a member of specified network")
     return {call.params["network"]: addrs[call.params["network"]]}
+
+
+@api.route("/v2.1/servers/{server_id}/os-server-password", "GET")
+def get_password(call: Call):
+    servers.get_server(svc(call), call.ctx, call.params["server_id"])
+    return {"password": ""}
+
+
+@api.route("/v2.1/servers/{server_id}/os-server-password", "DELETE")
+def clear_password(call: Call):
+    servers.get_server(svc(call), call.ctx, call.params["server_id"], write=True)
+    return Response(status_code=204)

@@ -8,7 +8,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call
-from kumo.compute.api.common import svc
+from kumo.compute.api.common import mv, svc
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict, NotFound
 from kumo.compute.models import Server
@@ -93,7 +93,15 @@ async def list_server_security_groups(call: Call):
     return {"security_groups": out}
 
 
-def _render_interface(p: dict[str, Any]) -> dict[str, Any]:
+def _render_interface(p: dict[str, Any], call: Call | None = None, server: Any = None) -> dict[str, Any]:
+    body = _interface(p)
+    if call is not None and mv(call).matches("2.70"):
+        tags = {e["id"]: e.get("tag") for e in (server.ports or [])} if server is not None else {}
+        body["tag"] = tags.get(p["id"])
+    return body
+
+
+def _interface(p: dict[str, Any]) -> dict[str, Any]:
     return {
         "port_id": p["id"], "net_id": p.get("network_id"), "mac_addr": p.get("mac_address") or p.get("mac", ""),
         "port_state": p.get("status", "ACTIVE"),
@@ -118,7 +126,7 @@ async def _ports(call: Call, server: Any) -> list[dict[str, Any]]:
 @api.route("/v2.1/servers/{server_id}/os-interface", "GET")
 async def list_interfaces(call: Call):
     server = await _server(call)
-    return {"interfaceAttachments": [_render_interface(p) for p in await _ports(call, server)]}
+    return {"interfaceAttachments": [_render_interface(p, call, server) for p in await _ports(call, server)]}
 
 
 @api.route("/v2.1/servers/{server_id}/os-interface/{port_id}", "GET")
@@ -126,7 +134,7 @@ async def show_interface(call: Call):
     server = await _server(call)
     for p in await _ports(call, server):
         if p["id"] == call.params["port_id"]:
-            return {"interfaceAttachment": _render_interface(p)}
+            return {"interfaceAttachment": _render_interface(p, call, server)}
     raise NotFound(f"Instance {server.id} is not attached to port {call.params['port_id']}")
 
 
@@ -168,6 +176,7 @@ async def attach_interface(call: Call):
         fixed = args.get("fixed_ips") or []
         if fixed and isinstance(fixed, list) and isinstance(fixed[0], dict) and fixed[0].get("ip_address"):
             wanted[0]["fixed_ip"] = fixed[0]["ip_address"]
+    wanted[0]["tag"] = args.get("tag")
     sg_ids = await _security_group_ids(peers, ["default"]) if "port_id" not in wanted[0] else []
     try:
         new = await _bind_ports(peers, server, wanted, sg_ids)
@@ -175,7 +184,10 @@ async def attach_interface(call: Call):
         raise BadRequest(str(exc)) from None
     await anyio.to_thread.run_sync(lambda: _save(call, server.id, ports=list(server.ports or []) + new))
     r = await peers.network("GET", f"/ports/{new[0]['id']}")
-    return {"interfaceAttachment": _render_interface(r.json()["port"])}
+    body = _render_interface(r.json()["port"], call)
+    if "tag" in body:
+        body["tag"] = args.get("tag")
+    return {"interfaceAttachment": body}
 
 
 @api.route("/v2.1/servers/{server_id}/os-interface/{port_id}", "DELETE")

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from kumo.common.asgi import API, Call, json_response
 from kumo.common.pagination import parse_limit
 from kumo.compute.api.common import link, mv, next_link, svc
-from kumo.compute.api.render import basic, detail
+from kumo.compute.api.render import basic, detail, with_groups
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict
 from kumo.compute.service import servers
@@ -47,7 +47,7 @@ async def _networks_for(call: Call, peers: Peers, req: servers.CreateRequest) ->
             port = r.json()["port"]
             if port.get("device_id"):
                 raise Conflict(f"Port {n.port_id} is still in use.")
-            wanted.append({"port_id": n.port_id, "network_id": port["network_id"]})
+            wanted.append({"port_id": n.port_id, "network_id": port["network_id"], "tag": n.tag})
         else:
             r = await peers.network("GET", f"/networks/{n.network_id}")
             if r.status_code != 200:
@@ -58,6 +58,7 @@ async def _networks_for(call: Call, peers: Peers, req: servers.CreateRequest) ->
             }
             if n.fixed_ip:
                 entry["fixed_ip"] = n.fixed_ip
+            entry["tag"] = n.tag
             wanted.append(entry)
     return wanted
 
@@ -129,6 +130,7 @@ async def _bind_ports(
                 "mac": p.get("mac_address", ""),
                 "ips": [ip["ip_address"] for ip in p.get("fixed_ips", [])],
                 "created": created,
+                "tag": w.get("tag"),
             }
         )
     return ports
@@ -215,13 +217,18 @@ def list_servers_detail(call: Call):
 
 @api.route("/v2.1/servers/{server_id}", "GET")
 def show_server(call: Call):
-    return {"server": detail(call, servers.get_server(svc(call), call.ctx, call.params["server_id"]))}
+    server = servers.get_server(svc(call), call.ctx, call.params["server_id"])
+    return {"server": with_groups(call, server, detail(call, server))}
 
 
 @api.route("/v2.1/servers/{server_id}", "PUT")
 def update_server(call: Call):
     server = servers.update_server(svc(call), call.ctx, call.params["server_id"], call.body, mv(call))
-    return {"server": detail(call, server) if mv(call).matches("2.75") else basic(call, server)}
+    return {
+        "server": with_groups(
+            call, server, detail(call, server) if mv(call).matches("2.75") else basic(call, server)
+        )
+    }
 
 
 @api.route("/v2.1/servers/{server_id}", "DELETE")

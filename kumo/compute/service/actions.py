@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kumo.common.context import RequestContext
-from kumo.compute.errors import BadRequest, Conflict, NotFound
+from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
 from kumo.compute.models import Flavor, Migration, Server
 from kumo.compute.scheduler import claims
 from kumo.compute.service import flavors as flavor_svc
@@ -138,12 +138,27 @@ def prepare_resize(
     return flavor_svc.snapshot(flavor)
 
 
-def resize(svc: ComputeService, ctx: RequestContext, server_id: str, new_flavor: dict[str, Any]) -> Server:
+def resize(
+    svc: ComputeService,
+    ctx: RequestContext,
+    server_id: str,
+    new_flavor: dict[str, Any],
+    disk_config: str | None = None,
+) -> Server:
     from kumo.compute.models import ComputeNode
+    from kumo.compute.service import quotas
+    from kumo.compute.service.servers import usage
 
     dv, dr = new_flavor["vcpus"], new_flavor["ram"]
     dd = new_flavor["disk"] + new_flavor.get("ephemeral", 0)
     server = get_server(svc, ctx, server_id, write=True)
+    lim, used = quotas.limits(svc, server.project_id), usage(svc, server.project_id)
+    for res, key in (("cores", "vcpus"), ("ram", "ram")):
+        delta = new_flavor[key] - server.flavor[key]
+        if lim[res] >= 0 and delta > 0 and used[res] + delta > lim[res]:
+            raise OverLimit(
+                f"Quota exceeded for {res}: Requested {delta}, but already used {used[res]} of {lim[res]} {res}"
+            )
     with svc.db.reader() as s:
         node = s.execute(
             select(ComputeNode).where(ComputeNode.host == (server.host or ""))
@@ -162,6 +177,8 @@ def resize(svc: ComputeService, ctx: RequestContext, server_id: str, new_flavor:
         if node is not None:
             claims.claim(node, dv, dr, dd)
             node.running_vms -= 1
+        if disk_config:
+            server.disk_config = disk_config
         s.add(
             Migration(
                 uuid=new_uuid(),
@@ -253,6 +270,10 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
     if not isinstance(image_ref, str) or not image_ref:
         raise BadRequest("Invalid input for field/attribute imageRef.")
     out: dict[str, Any] = {"image_ref": image_ref.rstrip("/").rsplit("/", 1)[-1]}
+    if "OS-DCF:diskConfig" in data:
+        if data["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
+            raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig.")
+        out["disk_config"] = data["OS-DCF:diskConfig"]
     if "name" in data:
         out["name"] = v.name(data["name"], allow_blank_edges=True)
     if "metadata" in data:
@@ -281,6 +302,8 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
             server.name = args["name"]
         if "metadata" in args:
             server.metadata_ = args["metadata"]
+        if "disk_config" in args:
+            server.disk_config = args["disk_config"]
         if "description" in args:
             server.description = args["description"]
         if "user_data" in args:

@@ -190,6 +190,9 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         if pending is None or seq is None or pending.get("seq") != seq:
             if "power_state" in body and pending is None and not server.deleted:
                 server.power_state = int(body["power_state"])
+            if pending is not None and seq is not None:
+                # a newer operation arrived while the agent worked on an older one: wake it again
+                svc.notifier.bump()
             return
         op = pending["op"]
         ok = bool(body.get("ok", True))
@@ -292,3 +295,22 @@ def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any
     if not ok:
         act.message = "Error"
     act.updated_at = ts
+
+
+def recover_interrupted_builds(svc: Svc) -> int:
+    """At start-up: a server left in BUILD before its build was handed to an agent (the API
+    process died between scheduling and port binding) goes to ERROR instead of staying in
+    BUILD forever. Builds already handed to an agent stay pending: the agent finishes them."""
+    count = 0
+    with svc.db.session() as s:
+        rows = s.execute(
+            select(Server).where(Server.vm_state == "building", Server.deleted.is_(False))
+        ).scalars()
+        for server in rows:
+            if server.pending is None:
+                claims.release(s, server.host, server.flavor)
+                server.host = server.node = None
+                set_error(server, "Build was interrupted by a restart of the compute API; please retry.")
+                server.updated_at = now()
+                count += 1
+    return count

@@ -207,6 +207,20 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
         if data["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
             raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig.")
         req.disk_config = data["OS-DCF:diskConfig"]
+    for key in ("host", "hypervisor_hostname"):
+        if key in data:
+            if not mv.matches("2.74"):
+                raise BadRequest(f"Additional properties are not allowed ('{key}' was unexpected)")
+            svc.require_admin(ctx, f"compute:servers:create:requested_destination ({key})")
+            host = v.string(data[key], key, 255, 1)
+            from kumo.compute.models import ComputeNode
+
+            with svc.db.reader() as s:
+                col = ComputeNode.host if key == "host" else ComputeNode.hypervisor_hostname
+                node = s.execute(select(ComputeNode).where(col == host)).scalar_one_or_none()
+            if node is None:
+                raise BadRequest(f"Compute host {host} could not be found.")
+            req.force_host = node.host
     group = hints.get("group")
     if group is not None:
         if not is_uuid(group):
@@ -535,6 +549,8 @@ def get_server(svc: ComputeService, ctx: RequestContext, server_id: str, write: 
         server = s.get(Server, server_id)
     if server is None or server.deleted:
         raise NotFound(f"Instance {server_id} could not be found.")
+    if server.project_id != ctx.project_id and not svc.is_admin(ctx):
+        raise NotFound(f"Instance {server_id} could not be found.")  # other projects' servers do not exist
     svc.enforce(ctx, "server:write" if write else "server:read", {"project_id": server.project_id})
     return server
 
@@ -601,7 +617,7 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
     )
     project = one("project_id") or one("tenant_id")
     stmt = select(Server)
-    if not (admin and (all_tenants or project)):
+    if not (admin and all_tenants):  # tenant_id is ignored unless all_tenants is given (as in Nova)
         stmt = stmt.where(Server.project_id == (ctx.project_id or ""))
     elif project:
         stmt = stmt.where(Server.project_id == project)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 09:06:59.786419
+Create Date: 2026-11-24 09:29:43.361135
 """
 
 import sqlalchemy as sa
@@ -215,6 +215,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.String(length=36), nullable=True),
         sa.Column("admin_pass", sa.String(length=255), nullable=True),
         sa.Column("console", sa.Text(), nullable=False),
+        sa.Column("system_metadata", sa.JSON(), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
