@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.common.db import Base
@@ -68,3 +78,82 @@ class Task(ImageBase):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# -- metadata definitions (``/v2/metadefs``) ---------------------------------
+
+
+class MetadefNamespace(ImageBase):
+    __tablename__ = "image_metadef_namespaces"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    visibility: Mapped[str] = mapped_column(String(32), index=True)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetadefObject(ImageBase):
+    __tablename__ = "image_metadef_objects"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace_id: Mapped[str] = mapped_column(
+        ForeignKey("image_metadef_namespaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    required: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetadefProperty(ImageBase):
+    __tablename__ = "image_metadef_properties"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace_id: Mapped[str] = mapped_column(
+        ForeignKey("image_metadef_namespaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(80))
+    # the property's JSON schema (title, type, enum, ...) without its name
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetadefTag(ImageBase):
+    __tablename__ = "image_metadef_tags"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    namespace_id: Mapped[str] = mapped_column(
+        ForeignKey("image_metadef_namespaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetadefResourceType(ImageBase):
+    __tablename__ = "image_metadef_resource_types"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MetadefResourceTypeAssociation(ImageBase):
+    __tablename__ = "image_metadef_namespace_resource_types"
+    namespace_id: Mapped[str] = mapped_column(
+        ForeignKey("image_metadef_namespaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_type: Mapped[str] = mapped_column(
+        ForeignKey("image_metadef_resource_types.name", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    prefix: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    properties_target: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

@@ -235,8 +235,9 @@ class ComputeAgent:
             state = d.rebuild(spec)
             return d.ensure_stopped(spec.id) if pending.get("from") == "stopped" else state
         if op in ("resize", "revert_resize"):
-            if pending.get("from") == "stopped":
-                return d.observe(spec.id) or PowerState.SHUTDOWN
+            if pending.get("from") == "stopped" or d.observe(spec.id) == PowerState.SHUTDOWN:
+                d.ensure_stopped(spec.id)
+                return PowerState.SHUTDOWN  # a stopped server stays stopped through resize/revert
             return d.ensure_running(spec)
         if op in ("delete", "shelve"):
             d.ensure_deleted(spec.id)

@@ -561,7 +561,7 @@ def list_usage(call: Call):
 
 @api.route("/v2.1/os-simple-tenant-usage/", "GET")
 def show_usage_empty(call: Call):
-    return {"tenant_usage": {}}
+    raise NotFound("A project id is required.")
 
 
 @api.route("/v2.1/os-simple-tenant-usage/{project_id}", "GET")

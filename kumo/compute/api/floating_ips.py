@@ -128,8 +128,6 @@ async def add_floating_ip(call: Call, sid: str, args: Any) -> Response:
         if not match:
             raise BadRequest(f"Specified fixed address {fixed} is not on the instance.")
         port = match[0]
-    if fip.get("port_id") and fip["port_id"] != port["id"]:
-        raise BadRequest(f"Floating IP {fip['floating_ip_address']} is already associated.")
     body: dict[str, Any] = {"port_id": port["id"]}
     if fixed:
         body["fixed_ip_address"] = fixed

@@ -122,6 +122,11 @@ async def update_group(call: Call):
     return {"security_group": _group(body["security_group"])}
 
 
+@api.route("/v2.1/os-security-groups/", "DELETE")
+async def delete_group_blank(call: Call):
+    raise NotFound("Security group id is required.")
+
+
 @api.route("/v2.1/os-security-groups/{sg_id}", "DELETE")
 async def delete_group(call: Call):
     peers = _peers(call)
@@ -182,7 +187,15 @@ async def create_rule(call: Call):
     _check(await peers.network("GET", f"/security-groups/{parent}"), f"Security group {parent}")
     created = _check(await peers.network("POST", "/security-group-rules", json={"security_group_rule": rule}),
                      "Security group rule")["security_group_rule"]  # fmt: skip
-    return {"security_group_rule": _rule(created, {})}
+    names: dict[str, str] = {}
+    if rule.get("remote_group_id"):
+        r = await peers.network("GET", f"/security-groups/{rule['remote_group_id']}")
+        if r.status_code == 200:
+            names[rule["remote_group_id"]] = r.json()["security_group"].get("name", "")
+    out = _rule(created, names)
+    if data.get("cidr") and not rule.get("remote_group_id"):
+        out["ip_range"] = {"cidr": data["cidr"]}  # as given (the network side may normalise it)
+    return {"security_group_rule": out}
 
 
 @api.route("/v2.1/os-security-group-rules/{rule_id}", "DELETE")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import anyio.to_thread
@@ -114,30 +116,6 @@ def _change_password(call: Call, sid: str, args: Any) -> Response:
     if server.vm_state != "active":
         raise Conflict(f"Cannot 'changePassword' instance {sid} while it is in vm_state {server.vm_state}")
     return _accepted()
-
-
-def _security_group(add: bool):  # type: ignore[no-untyped-def]
-    def run(call: Call, sid: str, args: Any) -> Response:
-        if not isinstance(args, dict) or not isinstance(args.get("name"), str) or not args["name"]:
-            raise BadRequest("Invalid input for field/attribute name.")
-        name = args["name"]
-        servers.get_server(svc(call), call.ctx, sid, write=True)
-        with svc(call).db.session() as s:
-            server = s.get(Server, sid)
-            assert server is not None
-            groups = list(server.security_groups or [])
-            if add:
-                if name in groups:
-                    raise BadRequest(f"Security group {name} is already associated with the instance {sid}")
-                groups.append(name)
-            else:
-                if name not in groups:
-                    raise BadRequest(f"Security group {name} not associated with the instance {sid}")
-                groups.remove(name)
-            server.security_groups = groups
-        return _accepted()
-
-    return run
 
 
 def _rescue(call: Call, sid: str, args: Any) -> Any:
@@ -257,8 +235,6 @@ SYNC_ACTIONS = {
     "injectNetworkInfo": _inject_network_info,
     "rescue": _rescue,
     "unrescue": _simple("unrescue"),
-    "addSecurityGroup": _security_group(True),
-    "removeSecurityGroup": _security_group(False),
 }
 
 
@@ -321,10 +297,7 @@ async def _create_backup(call: Call, sid: str, args: Any) -> Any:
         raise BadRequest("Invalid input for field/attribute backup_type.")
     rotation = v.integer(args.get("rotation"), "rotation", 0)
     extra = {"image_type": "backup", "backup_type": args["backup_type"]}
-    if rotation == 0:
-        response = await _create_image(call, sid, {**args, "name": args.get("name")}, extra, upload=False)
-    else:
-        response = await _create_image(call, sid, args, extra)
+    response = await _create_image(call, sid, args, extra)
     await _rotate(call, sid, args["backup_type"], rotation)
     return response
 
@@ -348,9 +321,7 @@ async def _rotate(call: Call, sid: str, backup_type: str, rotation: int) -> None
         await peers.delete_image(old["id"])
 
 
-async def _create_image(
-    call: Call, sid: str, args: Any, extra: dict[str, str] | None = None, upload: bool = True
-) -> Any:
+async def _create_image(call: Call, sid: str, args: Any, extra: dict[str, str] | None = None) -> Any:
     service, version = svc(call), mv(call)
     if (
         not isinstance(args, dict)
@@ -381,18 +352,51 @@ async def _create_image(
     if source and source.get("min_ram"):
         body["min_ram"] = source["min_ram"]
     body["min_disk"] = max(server.flavor.get("disk", 0), (source or {}).get("min_disk") or 0)
-    image = await peers.create_image(body)
-    await anyio.to_thread.run_sync(_record_action, call, sid, "createBackup" if extra else "createImage")
-    data = b"\0" * 65536  # the fake driver's disk; the qemu driver will stream the real one through the agent
+    await anyio.to_thread.run_sync(_snapshot_task, call, sid, "image_snapshot")
     try:
-        await peers.upload_image(image["id"], data)
+        image = await peers.create_image(body)
     except Exception:
-        await peers.delete_image(image["id"])
+        await anyio.to_thread.run_sync(_snapshot_task, call, sid, None)
         raise
+    await anyio.to_thread.run_sync(_record_action, call, sid, "createBackup" if extra else "createImage")
+    task = asyncio.create_task(_upload_snapshot(call, peers, sid, image["id"]))
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
     location = f"{peers.image_url}/v2/images/{image['id']}"
     if version.matches("2.45"):
         return json_response({"image_id": image["id"]}, 202)
     return Response(status_code=202, headers={"Location": location})
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+SNAPSHOT_SECONDS = 1.0  # how long the fake driver takes to snapshot (the image shows SAVING meanwhile)
+
+
+def _snapshot_task(call: Call, sid: str, task: str | None) -> None:
+    """Mark the server busy snapshotting (a second createImage gets 409) or idle again."""
+    with svc(call).db.session() as s:
+        row = s.get(Server, sid)
+        if row is None:
+            return
+        if task is not None and row.task_state is not None:
+            raise Conflict(f"Cannot 'createImage' instance {sid} while it is in task_state {row.task_state}")
+        if task is None and row.task_state != "image_snapshot":
+            return
+        row.task_state = task
+        row.updated_at = now()
+
+
+async def _upload_snapshot(call: Call, peers: Peers, sid: str, image_id: str) -> None:
+    """Upload the disk in the background (the user's token stays in memory, never stored)."""
+    try:
+        await asyncio.sleep(SNAPSHOT_SECONDS)
+        # the fake driver's disk; the qemu driver will stream the real one through the agent
+        await peers.upload_image(image_id, b"\0" * 65536)
+    except Exception:  # deleted meanwhile, or the upload failed: no half-made image stays
+        with contextlib.suppress(Exception):
+            await peers.delete_image(image_id)
+    finally:
+        await anyio.to_thread.run_sync(_snapshot_task, call, sid, None)
 
 
 def _record_action(call: Call, sid: str, name: str) -> None:

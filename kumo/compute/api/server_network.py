@@ -47,7 +47,14 @@ async def change_security_group(call: Call, sid: str, args: Any, add: bool) -> R
             (sg_id,) = await _security_group_ids(peers, [name])
         except BadRequest:
             raise NotFound(f"Security group {name} not found.") from None
-        if server.ports and server.vm_state not in ("active", "stopped", "paused", "suspended", "resized"):
+        if server.ports and server.vm_state not in (
+            "active",
+            "stopped",
+            "paused",
+            "suspended",
+            "resized",
+            "rescued",
+        ):
             raise Conflict(f"Cannot change security groups of instance {sid} in vm_state {server.vm_state}")
         for p in server.ports or []:
             r = await peers.network("GET", f"/ports/{p['id']}")

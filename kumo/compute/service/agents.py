@@ -166,7 +166,9 @@ def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
             {
                 "id": r.id,
                 "pending": r.pending,
-                "desired": DESIRED.get(r.vm_state),
+                "desired": "stopped"
+                if r.vm_state == RESIZED and r.power_state == 4
+                else DESIRED.get(r.vm_state),
                 "vm_state": r.vm_state,
                 "power_state": r.power_state,
                 "spec": _spec(svc, r),
@@ -222,7 +224,7 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
                 server.flavor = server.old_flavor
                 server.flavor_id = server.old_flavor["id"]
             server.old_flavor = None
-            vm_state = ACTIVE
+            vm_state = STOPPED if power == 4 else ACTIVE
             _migration(s, server.id, "reverted")
         elif op == "shelve":
             claims.release(s, server.host, server.flavor)
@@ -235,9 +237,7 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         server.vm_state = vm_state or server.vm_state
         server.power_state = power
         server.task_state = None
-        server.pending = None if op != "resize" else {"op": None, "seq": None, "from": pending.get("from")}
-        if op == "resize":
-            server.pending = None
+        server.pending = None
         server.fault = None if op == "build" else server.fault
         server.updated_at = ts
 
