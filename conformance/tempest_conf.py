@@ -509,6 +509,39 @@ def _find_id(cloud: Cloud, url: str, key: str, name: str) -> str | None:
     return None
 
 
+SEED_IMAGE_BYTES = 1 << 20
+
+
+def seed_test_images(cloud: Cloud, image_url: str) -> list[str]:
+    """Upload ``kumo-tiny`` and ``kumo-tiny-alt`` (public, raw) when the cloud lacks them.
+
+    As DevStack uploads CirrOS for Tempest. Until kumo builds its own bootable tiny image, these
+    are 1 MiB raw disks of zeros: enough for the fake virt driver the harness's kumo runs.
+    """
+    made = []
+    for name in ("kumo-tiny", "kumo-tiny-alt"):
+        if _find_id(cloud, f"{image_url}/v2/images?name={name}", "images", name):
+            continue
+        body = {"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public"}
+        created = http("POST", image_url + "/v2/images", token=cloud.token, body=body)
+        image_id = ((created.json() or {}) if created.status == 201 else {}).get("id")
+        if not image_id:
+            raise ConfError(f"could not create test image {name}: {created.status} {created.body[:200]!r}")
+        req = urllib.request.Request(
+            f"{image_url}/v2/images/{image_id}/file",
+            data=bytes(SEED_IMAGE_BYTES),
+            method="PUT",
+            headers={"X-Auth-Token": cloud.token, "Content-Type": "application/octet-stream"},
+        )
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:  # noqa: S310 - local cloud URL
+            if resp.status != 204:
+                raise ConfError(f"upload of test image {name} answered {resp.status}")
+        # the lookups above are cached: forget them so the new image is found
+        cloud.cache = {k: v for k, v in cloud.cache.items() if "/v2/images" not in k[1]}
+        made.append(name)
+    return made
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -676,11 +709,14 @@ def generate(
         )
     if available["glance"]:
         image_url = cloud.endpoint("image")
+        if harness_settings is not None:  # a cloud the harness started: seed the test images
+            facts["seeded_images"] = seed_test_images(cloud, image_url)
         image_id = _find_id(cloud, image_url + "/v2/images?name=kumo-tiny", "images", "kumo-tiny")
+        alt_id = _find_id(cloud, image_url + "/v2/images?name=kumo-tiny-alt", "images", "kumo-tiny-alt")
         facts["image_kumo_tiny"] = image_id
         if image_id:
             conf.set("compute", "image_ref", image_id, "image kumo-tiny")
-            conf.set("compute", "image_ref_alt", image_id)
+            conf.set("compute", "image_ref_alt", alt_id or image_id, "image kumo-tiny-alt, else kumo-tiny")
         imp = cloud.get(image_url + "/v2/info/import").json() or {}
         methods = ((imp.get("import-methods") or {}).get("value")) if isinstance(imp, dict) else None
         facts["image_import_methods"] = methods
