@@ -19,6 +19,11 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3-venv
 fi
 
+# The network data plane (bridges, namespaces, dnsmasq, iptables) runs when kumo runs as root.
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt_install iproute2 dnsmasq-base iptables
+fi
+
 STAMP=.venv/.kumo-install
 WANT="$(sha256sum pyproject.toml | cut -c1-16)-dev$DEV"
 if [[ -x .venv/bin/python && -f $STAMP && "$(cat $STAMP)" == "$WANT" ]]; then
