@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class PowerState(enum.IntEnum):
@@ -69,6 +69,34 @@ class PortSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeSpec:
+    """A block-storage volume attached to a VM (hot-plugged, or present at boot).
+
+    ``connection_info`` is what the block storage API returned when the attachment was
+    completed for this host's connector, e.g.
+    ``{"driver_volume_type": "file", "data": {"path": "/.../volume-ID", "format": "qcow2"}}``
+    (a file on this host), ``{"driver_volume_type": "local", "data": {"device_path": "/dev/...",
+    "format": "raw"}}`` (a block device on this host, e.g. an LVM LV) or
+    ``{"driver_volume_type": "nbd", "data": {"host": ..., "port": ..., "export": ...}}``
+    (exported by another storage host). ``qos`` carries front-end limits
+    (``total_iops_sec``, ``read_bytes_sec``, ...) applied as QEMU I/O throttling.
+    """
+
+    volume_id: str
+    attachment_id: str
+    connection_info: Mapping[str, Any] = field(default_factory=dict)
+    device_name: str | None = None  # e.g. /dev/vdb (informational; the guest names disks itself)
+    boot_index: int | None = None  # 0 for a boot-from-volume root disk
+    read_only: bool = False
+    qos: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def serial(self) -> str:
+        """The disk serial the guest sees (/dev/disk/by-id/virtio-<first 20 chars>)."""
+        return self.volume_id
+
+
+@dataclass(frozen=True, slots=True)
 class VmSpec:
     id: str  # the server uuid
     name: str
@@ -83,6 +111,7 @@ class VmSpec:
     config_drive: bool = False
     key_name: str | None = None
     public_key: str | None = None
+    volumes: tuple[VolumeSpec, ...] = ()  # attached volumes (boot volume has boot_index 0)
 
 
 class Driver(Protocol):
@@ -115,6 +144,14 @@ class Driver(Protocol):
     def list_vms(self) -> list[str]: ...
 
     def console_output(self, vm_id: str, length: int | None = None) -> str: ...
+
+    def attach_volume(self, vm_id: str, volume: VolumeSpec) -> None:
+        """Hot-plug ``volume`` into the running (or paused) VM; idempotent."""
+        ...
+
+    def detach_volume(self, vm_id: str, volume_id: str) -> None:
+        """Hot-unplug the volume and wait until the guest released it; idempotent."""
+        ...
 
     def snapshot(self, vm_id: str) -> bytes:
         """The root disk's contents (small drivers); the qemu driver may stream a file instead."""

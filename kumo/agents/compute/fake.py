@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kumo.agents.compute.driver import PowerState, VmSpec
+from kumo.agents.compute.driver import PowerState, VmSpec, VolumeSpec
 
 
 def _host_inventory(data_dir: Path) -> dict[str, int]:
@@ -31,6 +31,7 @@ class FakeDriver:
         self._vms: dict[str, PowerState] = {}
         self._specs: dict[str, VmSpec] = {}
         self._console: dict[str, list[str]] = {}
+        self._volumes: dict[str, dict[str, VolumeSpec]] = {}
         self._lock = threading.Lock()
 
     def inventory(self) -> Mapping[str, int]:
@@ -81,6 +82,7 @@ class FakeDriver:
             self._vms.pop(vm_id, None)
             self._specs.pop(vm_id, None)
             self._console.pop(vm_id, None)
+            self._volumes.pop(vm_id, None)
 
     def reboot(self, spec: VmSpec, hard: bool) -> PowerState:
         with self._lock:
@@ -109,6 +111,22 @@ class FakeDriver:
             if length is not None:
                 lines = lines[-length:] if length > 0 else []
             return "\n".join(lines) + ("\n" if lines else "")
+
+    def attach_volume(self, vm_id: str, volume: VolumeSpec) -> None:
+        with self._lock:
+            attached = self._volumes.setdefault(vm_id, {})
+            if volume.volume_id not in attached:
+                self._log(vm_id, f"fake: volume {volume.volume_id} attached")
+            attached[volume.volume_id] = volume
+
+    def detach_volume(self, vm_id: str, volume_id: str) -> None:
+        with self._lock:
+            if self._volumes.get(vm_id, {}).pop(volume_id, None) is not None:
+                self._log(vm_id, f"fake: volume {volume_id} detached")
+
+    def attached_volumes(self, vm_id: str) -> list[str]:
+        with self._lock:
+            return sorted(self._volumes.get(vm_id, {}))
 
     def snapshot(self, vm_id: str) -> bytes:
         return b"\0" * 65536  # a fake disk: 64 KiB of zeros
