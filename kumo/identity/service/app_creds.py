@@ -128,14 +128,12 @@ def list_for_user(ident: Identity, user_id: str, name: str | None = None) -> lis
         if name is not None:
             q = q.where(AC.name == name)
         items = list(s.scalars(q))
-        s.expunge_all()
         return items
 
 
 def get(ident: Identity, cred_id: str) -> m.ApplicationCredential:
     with ident.db.reader() as s:
         cred = ident.get(s, AC, cred_id, "application credential")
-        s.expunge(cred)
         return cred
 
 
@@ -145,7 +143,6 @@ def role_details(ident: Identity, creds: list[m.ApplicationCredential]) -> dict[
         return {}
     with ident.db.reader() as s:
         roles = {r.id: r for r in s.scalars(select(m.Role).where(m.Role.id.in_(ids)))}
-        s.expunge_all()
         return roles
 
 

@@ -128,7 +128,6 @@ def list_grants(ident: Identity, g: Grant, authorize: Authorize) -> list[m.Role]
         if not ids:
             return []
         roles = list(s.scalars(select(m.Role).where(m.Role.id.in_(ids)).order_by(m.Role.name)))
-        s.expunge_all()
         return roles
 
 

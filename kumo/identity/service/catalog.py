@@ -94,14 +94,12 @@ def list_regions(ident: Identity, parent_region_id: str | None = None) -> list[m
         if parent_region_id is not None:
             q = q.where(m.Region.parent_region_id == parent_region_id)
         items = list(s.scalars(q))
-        s.expunge_all()
         return items
 
 
 def get_region(ident: Identity, region_id: str) -> m.Region:
     with ident.db.reader() as s:
         obj = ident.get(s, m.Region, region_id, "region")
-        s.expunge(obj)
         return obj
 
 
@@ -203,14 +201,12 @@ def list_services(ident: Identity, type: str | None = None, name: str | None = N
         if name is not None:
             q = q.where(m.Service.name == name)
         items = list(s.scalars(q))
-        s.expunge_all()
         return items
 
 
 def get_service(ident: Identity, service_id: str) -> m.Service:
     with ident.db.reader() as s:
         obj = ident.get(s, m.Service, service_id, "service")
-        s.expunge(obj)
         return obj
 
 
@@ -337,14 +333,12 @@ def list_endpoints(
         if region_id is not None:
             q = q.where(m.Endpoint.region_id == region_id)
         items = list(s.scalars(q))
-        s.expunge_all()
         return items
 
 
 def get_endpoint(ident: Identity, endpoint_id: str) -> m.Endpoint:
     with ident.db.reader() as s:
         obj = ident.get(s, m.Endpoint, endpoint_id, "endpoint")
-        s.expunge(obj)
         return obj
 
 

@@ -80,14 +80,12 @@ def list_all(ident: Identity, user_id: str | None = None, type: str | None = Non
         if type is not None:
             q = q.where(C.type == type)
         items = list(s.scalars(q))
-        s.expunge_all()
         return items
 
 
 def get(ident: Identity, cred_id: str) -> m.Credential:
     with ident.db.reader() as s:
         cred = ident.get(s, C, cred_id, "credential")
-        s.expunge(cred)
         return cred
 
 
@@ -147,7 +145,6 @@ def ec2_list(ident: Identity, user_id: str) -> list[m.Credential]:
     with ident.db.reader() as s:
         ident.get(s, m.User, user_id, "user")
         items = list(s.scalars(select(C).where(C.user_id == user_id, C.type == "ec2").order_by(C.id)))
-        s.expunge_all()
         return items
 
 
@@ -157,7 +154,6 @@ def ec2_get(ident: Identity, user_id: str, access: str) -> m.Credential:
         cred = s.get(C, hash_access(access))
         if cred is None or cred.type != "ec2" or cred.user_id != user_id:
             raise not_found("credential", access)
-        s.expunge(cred)
         return cred
 
 

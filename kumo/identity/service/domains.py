@@ -39,7 +39,6 @@ def reading(ident: Identity) -> Iterator[Session]:
     """A read-only session whose objects stay usable (detached, loaded) after it ends."""
     with ident.db.reader() as s:
         yield s
-        s.expunge_all()
 
 
 # -- validators shared by domains, projects, users and groups -------------------------

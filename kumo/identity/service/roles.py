@@ -115,21 +115,18 @@ def list_roles(ident: Identity, name: str | None, domain_id: str | None) -> list
         if name is not None:
             q = q.where(m.Role.name == name)
         roles = list(s.scalars(q.order_by(m.Role.name, m.Role.id)))
-        s.expunge_all()  # the reader's rollback would expire them otherwise
         return roles
 
 
 def show_role(ident: Identity, role_id: str) -> m.Role:
     with ident.db.reader() as s:
         role = get_role(s, role_id)
-        s.expunge_all()
         return role
 
 
 def find_role(ident: Identity, role_id: str) -> m.Role | None:
     with ident.db.reader() as s:
         role = s.get(m.Role, role_id)
-        s.expunge_all()
         return role
 
 
@@ -229,7 +226,6 @@ def show_implied(ident: Identity, prior_id: str, implied_id: str) -> tuple[m.Rol
         prior = get_role(s, prior_id)
         implied = get_role(s, implied_id)
         _inference(s, prior_id, implied_id)
-        s.expunge_all()
         return prior, implied
 
 
@@ -247,7 +243,6 @@ def list_implied(ident: Identity, prior_id: str) -> tuple[m.Role, list[m.Role]]:
             s.scalars(select(m.ImpliedRole.implied_role_id).where(m.ImpliedRole.prior_role_id == prior.id))
         )
         roles = list(s.scalars(select(m.Role).where(m.Role.id.in_(ids)).order_by(m.Role.name))) if ids else []
-        s.expunge_all()
         return prior, roles
 
 
@@ -258,5 +253,4 @@ def list_inferences(ident: Identity) -> list[tuple[m.Role, list[m.Role]]]:
         for row in s.scalars(select(m.ImpliedRole)):
             if row.prior_role_id in roles and row.implied_role_id in roles:
                 rules.setdefault(row.prior_role_id, []).append(roles[row.implied_role_id])
-        s.expunge_all()
         return [(roles[p], sorted(imp, key=lambda r: r.name)) for p, imp in rules.items()]

@@ -193,21 +193,18 @@ def list_trusts(ident: Identity, trustor: str | None = None, trustee: str | None
         elif trustee is not None:
             q = q.where(T.trustee_user_id == trustee)
         items = [t for t in s.scalars(q) if _live(t)]
-        s.expunge_all()
         return items
 
 
 def get(ident: Identity, trust_id: str) -> m.Trust:
     with ident.db.reader() as s:
         trust = _get(s, trust_id)
-        s.expunge(trust)
         return trust
 
 
 def roles_of(ident: Identity, trust: m.Trust) -> list[m.Role]:
     with ident.db.reader() as s:
         roles = [r for r in (s.get(m.Role, rid) for rid in trust.roles) if r is not None]
-        s.expunge_all()
         return roles
 
 
