@@ -1,0 +1,1 @@
+"""The volume agent and its storage back ends (file, LVM) and backup engine."""
