@@ -21,4 +21,6 @@ SERVICE = ServiceSpec(
     catalog=(CatalogEntry(type="compute", name="nova", path="/compute/v2.1"),),
     create_app=_create_app,
     prepare=_prepare,
+    # the metadata API the network agent's proxies forward guests to (kumo.compute.api.metadata)
+    root_paths=("/compute-metadata", "/compute-metadata/{path:path}"),
 )

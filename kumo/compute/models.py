@@ -221,3 +221,43 @@ class Aggregate(ComputeBase):
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ConsoleAuthToken(ComputeBase):
+    """A remote-console access token: only its SHA-256 is stored; one use, then gone."""
+
+    __tablename__ = "compute_console_auth_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    server_id: Mapped[str] = mapped_column(String(36), index=True)
+    console_type: Mapped[str] = mapped_column(String(32))  # novnc | serial | spice-html5 ...
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the compute host
+    port: Mapped[int] = mapped_column(Integer, default=0)
+    internal_access_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    access_url_base: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class VolumeAttachment(ComputeBase):
+    """A volume block-device mapping of a server (Nova's BDM with destination_type=volume).
+
+    ``status``: attaching (Cinder attachment reserved/updated, agent op pending) → attached;
+    detaching (agent op pending) → detached (the Cinder attachment is being deleted, the row
+    goes away); error (the attach failed; the row goes away once Cinder is rolled back).
+    """
+
+    __tablename__ = "compute_volume_attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)  # the BDM uuid
+    server_id: Mapped[str] = mapped_column(String(36), index=True)
+    volume_id: Mapped[str] = mapped_column(String(36), index=True)
+    attachment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # Cinder's
+    device: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    tag: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="attaching")
+    connection_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

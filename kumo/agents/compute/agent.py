@@ -26,6 +26,7 @@ from kumo.agents.compute.driver import (
     PortSpec,
     PowerState,
     VmSpec,
+    VolumeSpec,
 )
 from kumo.agents.compute.errors import PermanentError, TemporaryError
 
@@ -76,6 +77,19 @@ def to_spec(doc: Mapping[str, Any]) -> VmSpec:
         config_drive=bool(doc.get("config_drive")),
         key_name=doc.get("key_name"),
         public_key=doc.get("public_key"),
+        config_drive_doc=doc.get("config_drive_doc") or None,
+        volumes=tuple(
+            VolumeSpec(
+                volume_id=v["volume_id"],
+                attachment_id=v.get("attachment_id") or "",
+                connection_info=dict(v.get("connection_info") or {}),
+                device_name=v.get("device_name"),
+                boot_index=v.get("boot_index"),
+                read_only=bool(v.get("read_only")),
+                qos=dict(v.get("qos") or {}),
+            )
+            for v in doc.get("volumes") or []
+        ),
     )
 
 
@@ -89,8 +103,10 @@ class ComputeAgent:
         host: str = "",
         heartbeat_interval: float = 10.0,
         zone: str = "nova",
+        credentials: Any = None,
     ) -> None:
         self.client = client
+        self.credentials = credentials  # this host's image-service token source (snapshot uploads)
         self.base = base_url.rstrip("/") + "/kumo-agent"
         self.headers = {"X-Kumo-Agent-Secret": secret}
         self.driver = driver
@@ -99,6 +115,7 @@ class ComputeAgent:
         self.zone = zone
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._queued: dict[str, dict[str, Any]] = {}  # newer desired state seen while a worker was busy
+        self._console_sent: dict[str, str] = {}  # the console text last reported per server
         self._stop = asyncio.Event()
 
     async def _post(self, path: str, body: Any = None) -> httpx.Response:
@@ -209,15 +226,33 @@ class ComputeAgent:
             desired = server.get("desired")
             power = await anyio.to_thread.run_sync(self._converge, desired, spec)
             if power is None or int(power) == server.get("power_state"):
+                await self._refresh_console(sid)
                 return
             report["power_state"] = int(power)
         if pending is None or pending.get("op") != "delete":
             with contextlib.suppress(Exception):
                 report["console"] = await anyio.to_thread.run_sync(self.driver.console_output, sid, 200)
+        if pending is not None and pending.get("op") == "delete":
+            self._console_sent.pop(sid, None)
         try:
             await self._post(f"/servers/{sid}/report", report)
+            if "console" in report:
+                self._console_sent[sid] = report["console"]
         except Exception as exc:
             log.warning("compute agent: report for %s failed: %s", sid, exc)
+
+    async def _refresh_console(self, sid: str) -> None:
+        """A real guest keeps writing to its console: send the text again when it changed."""
+        try:
+            text = await anyio.to_thread.run_sync(self.driver.console_output, sid, 200)
+        except Exception:
+            return
+        if not text or self._console_sent.get(sid) == text:
+            return
+        with contextlib.suppress(Exception):
+            r = await self._post(f"/servers/{sid}/report", {"console": text})
+            if r.status_code < 400:
+                self._console_sent[sid] = text
 
     def _apply(self, op: str, spec: VmSpec, pending: Mapping[str, Any]) -> PowerState | None:
         d = self.driver
@@ -241,7 +276,28 @@ class ComputeAgent:
             return d.ensure_running(spec)
         if op in ("delete", "shelve"):
             d.ensure_deleted(spec.id)
+            if pending.get("snapshot_image_url"):  # deleted while a snapshot was queued or running
+                from kumo.agents.compute import snapshot
+
+                snapshot.discard_unfinished(self.credentials, pending["snapshot_image_url"])
             return PowerState.NOSTATE
+        if op == "snapshot":
+            from kumo.agents.compute import snapshot
+
+            snapshot.run(d, self.credentials, spec.id, pending, getattr(d, "root", None))
+            return d.observe(spec.id)
+        if op in ("attach_volume", "detach_volume"):
+            # hot-plug into a running or paused VM; a stopped one gets spec.volumes at its next start
+            power = d.observe(spec.id)
+            if power in (PowerState.RUNNING, PowerState.PAUSED):
+                if op == "detach_volume":
+                    d.detach_volume(spec.id, pending["volume_id"])
+                else:
+                    volume = next((v for v in spec.volumes if v.volume_id == pending["volume_id"]), None)
+                    if volume is None:
+                        raise PermanentError(f"volume {pending['volume_id']} is not in the server's spec")
+                    d.attach_volume(spec.id, volume)
+            return power
         raise PermanentError(f"unknown operation {op}")
 
     def _converge(self, desired: str | None, spec: VmSpec) -> PowerState | None:

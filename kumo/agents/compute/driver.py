@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -112,6 +113,9 @@ class VmSpec:
     key_name: str | None = None
     public_key: str | None = None
     volumes: tuple[VolumeSpec, ...] = ()  # attached volumes (boot volume has boot_index 0)
+    # when config_drive: the drive's files, {"label": "config-2", "files": [{"path", "content" (base64)}]};
+    # kumo.agents.compute.configdrive.build_config_drive(doc, path) writes the ISO
+    config_drive_doc: Mapping[str, Any] | None = None
 
 
 class Driver(Protocol):
@@ -155,4 +159,8 @@ class Driver(Protocol):
 
     def snapshot(self, vm_id: str) -> bytes:
         """The root disk's contents (small drivers); the qemu driver may stream a file instead."""
+        ...
+
+    def snapshot_to(self, vm_id: str, dest: Path) -> Path:
+        """Write the root disk as an image file at ``dest`` (qcow2 for qemu, raw for fake); returns it."""
         ...

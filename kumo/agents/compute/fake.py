@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kumo.agents.compute.configdrive import build_config_drive
 from kumo.agents.compute.driver import PowerState, VmSpec, VolumeSpec
+from kumo.agents.compute.fake_console import FakeConsoles
 
 
 def _host_inventory(data_dir: Path) -> dict[str, int]:
@@ -33,6 +35,8 @@ class FakeDriver:
         self._console: dict[str, list[str]] = {}
         self._volumes: dict[str, dict[str, VolumeSpec]] = {}
         self._lock = threading.Lock()
+        self._data_dir = data_dir
+        self._consoles = FakeConsoles()
 
     def inventory(self) -> Mapping[str, int]:
         return dict(self._inventory)
@@ -57,6 +61,14 @@ class FakeDriver:
                     self._log(spec.id, line)
             self._vms[spec.id] = PowerState.RUNNING
             self._specs[spec.id] = spec
+            if spec.config_drive and spec.config_drive_doc:  # a real ISO, like the qemu driver's
+                build_config_drive(spec.config_drive_doc, self.config_drive_path(spec.id))
+            if spec.volumes or spec.id in self._volumes:  # booted with exactly the spec's volumes
+                before = self._volumes.get(spec.id, {})
+                for vol in spec.volumes:
+                    if vol.volume_id not in before:
+                        self._log(spec.id, f"fake: volume {vol.volume_id} attached")
+                self._volumes[spec.id] = {vol.volume_id: vol for vol in spec.volumes}
             return PowerState.RUNNING
 
     def _set(self, vm_id: str, state: PowerState, msg: str) -> PowerState:
@@ -83,6 +95,8 @@ class FakeDriver:
             self._specs.pop(vm_id, None)
             self._console.pop(vm_id, None)
             self._volumes.pop(vm_id, None)
+        self._consoles.stop(vm_id)
+        self.config_drive_path(vm_id).unlink(missing_ok=True)
 
     def reboot(self, spec: VmSpec, hard: bool) -> PowerState:
         with self._lock:
@@ -130,6 +144,22 @@ class FakeDriver:
 
     def snapshot(self, vm_id: str) -> bytes:
         return b"\0" * 65536  # a fake disk: 64 KiB of zeros
+
+    def snapshot_to(self, vm_id: str, dest: Path) -> Path:
+        """The fake root disk written to ``dest`` (a raw image: what ``snapshot`` returns)."""
+        Path(dest).write_bytes(self.snapshot(vm_id))
+        return Path(dest)
+
+    def config_drive_path(self, vm_id: str) -> Path:
+        return self._data_dir / "config-drives" / f"{vm_id}.iso"
+
+    def console_socket(self, vm_id: str, kind: str) -> str | None:
+        """A unix socket speaking the console's protocol (kumo.agents.compute.fake_console)."""
+        with self._lock:
+            spec = self._specs.get(vm_id)
+            if spec is None or self._vms.get(vm_id) not in (PowerState.RUNNING, PowerState.PAUSED):
+                return None
+        return self._consoles.socket_path(vm_id, kind, spec.hostname)
 
 
 def make_driver(name: str, data_dir: Path):  # type: ignore[no-untyped-def]

@@ -3,11 +3,13 @@
 from kumo.compute.api import (
     admin,
     agent,
+    consoles,
     flavors,
     floating_ips,
     hosts,
     images,
     keypairs,
+    metadata,
     networks,
     security_groups,
     server_actions,
@@ -15,6 +17,8 @@ from kumo.compute.api import (
     server_network,
     servers,
     versions,
+    volume_attachments,
+    volumes_proxy,
 )
 
 ROUTERS = [
@@ -32,4 +36,8 @@ ROUTERS = [
     security_groups.api,
     images.api,
     agent.api,
+    volume_attachments.api,
+    volumes_proxy.api,
+    metadata.api,
+    consoles.api,
 ]

@@ -107,7 +107,7 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
             "OS-EXT-STS:task_state": server.task_state,
             "OS-EXT-STS:vm_state": server.vm_state,
             "OS-EXT-STS:power_state": server.power_state,
-            "os-extended-volumes:volumes_attached": [],
+            "os-extended-volumes:volumes_attached": volumes_attached(call, server),
             "config_drive": "True" if server.config_drive else "",
         }
     )
@@ -136,6 +136,15 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
     if not server.security_groups:
         body.pop("security_groups")
     return body
+
+
+def volumes_attached(call: Call, server: Server) -> list[dict[str, Any]]:
+    from kumo.compute.service.volumes import list_attachments
+
+    rows = list_attachments(svc(call), server.id)
+    if mv(call).matches("2.3"):
+        return [{"id": r.volume_id, "delete_on_termination": bool(r.delete_on_termination)} for r in rows]
+    return [{"id": r.volume_id} for r in rows]
 
 
 def _usg(dt: Any) -> str | None:

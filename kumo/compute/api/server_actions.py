@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -10,12 +9,13 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
+from kumo.compute.api import consoles
 from kumo.compute.api.common import mv, next_link, svc
 from kumo.compute.api.render import rebuild_body
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
 from kumo.compute.models import InstanceAction, Server
-from kumo.compute.service import actions, quotas, servers
+from kumo.compute.service import actions, quotas, servers, snapshots
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import iso, now
 
@@ -236,6 +236,7 @@ SYNC_ACTIONS = {
     "rescue": _rescue,
     "unrescue": _simple("unrescue"),
 }
+SYNC_ACTIONS.update(consoles.ACTIONS)  # os-getVNCConsole, os-getSerialConsole, ...
 
 
 @api.route("/v2.1/servers/{server_id}/action", "POST")
@@ -331,77 +332,36 @@ async def _create_image(call: Call, sid: str, args: Any, extra: dict[str, str] |
     ):
         raise BadRequest("Invalid input for field/attribute name.")
     meta = v.metadata(args.get("metadata", {}), "metadata")
-    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
-    if server.vm_state not in ("active", "stopped", "paused", "suspended") or server.task_state is not None:
-        raise Conflict(f"Cannot 'createImage' instance {sid} while it is in vm_state {server.vm_state}")
+    action = "createBackup" if extra else "createImage"
+    server = await anyio.to_thread.run_sync(snapshots.check, service, call.ctx, sid, action)
     peers = Peers(call.ctx, service.extras)
     source = await peers.get_image(server.image_id) if server.image_id else None
     body: dict[str, Any] = {
         "name": args["name"],
         "container_format": "bare",
-        "disk_format": (source or {}).get("disk_format") or "raw",
+        # what the host's driver writes (qcow2 from QEMU, raw from the fake driver)
+        "disk_format": await anyio.to_thread.run_sync(snapshots.disk_format, service, server),
         "image_type": "snapshot",
         "instance_uuid": sid,
         "base_image_ref": server.image_id or "",
-        "owner_specified.openstack.object": "images/" + sid,
     }
-    body.pop("owner_specified.openstack.object")
     for k, val in meta.items():
         body[k] = val
     body.update(extra or {})
     if source and source.get("min_ram"):
         body["min_ram"] = source["min_ram"]
     body["min_disk"] = max(server.flavor.get("disk", 0), (source or {}).get("min_disk") or 0)
-    await anyio.to_thread.run_sync(_snapshot_task, call, sid, "image_snapshot")
-    try:
-        image = await peers.create_image(body)
-    except Exception:
-        await anyio.to_thread.run_sync(_snapshot_task, call, sid, None)
-        raise
-    await anyio.to_thread.run_sync(_record_action, call, sid, "createBackup" if extra else "createImage")
-    task = asyncio.create_task(_upload_snapshot(call, peers, sid, image["id"]))
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+    image = await peers.create_image(body)
     location = f"{peers.image_url}/v2/images/{image['id']}"
+    try:  # the agent of the server's host writes the disk and uploads it (kumo.agents.compute.snapshot)
+        await anyio.to_thread.run_sync(snapshots.start, service, call.ctx, sid, image["id"], location, action)
+    except Exception:  # a second createImage raced this one: no orphan image stays
+        with contextlib.suppress(Exception):
+            await peers.delete_image(image["id"])
+        raise
     if version.matches("2.45"):
         return json_response({"image_id": image["id"]}, 202)
     return Response(status_code=202, headers={"Location": location})
-
-
-_BACKGROUND: set[asyncio.Task[None]] = set()
-SNAPSHOT_SECONDS = 1.0  # how long the fake driver takes to snapshot (the image shows SAVING meanwhile)
-
-
-def _snapshot_task(call: Call, sid: str, task: str | None) -> None:
-    """Mark the server busy snapshotting (a second createImage gets 409) or idle again."""
-    with svc(call).db.session() as s:
-        row = s.get(Server, sid)
-        if row is None:
-            return
-        if task is not None and row.task_state is not None:
-            raise Conflict(f"Cannot 'createImage' instance {sid} while it is in task_state {row.task_state}")
-        if task is None and row.task_state != "image_snapshot":
-            return
-        row.task_state = task
-        row.updated_at = now()
-
-
-async def _upload_snapshot(call: Call, peers: Peers, sid: str, image_id: str) -> None:
-    """Upload the disk in the background (the user's token stays in memory, never stored)."""
-    try:
-        await asyncio.sleep(SNAPSHOT_SECONDS)
-        # the fake driver's disk; the qemu driver will stream the real one through the agent
-        await peers.upload_image(image_id, b"\0" * 65536)
-    except Exception:  # deleted meanwhile, or the upload failed: no half-made image stays
-        with contextlib.suppress(Exception):
-            await peers.delete_image(image_id)
-    finally:
-        await anyio.to_thread.run_sync(_snapshot_task, call, sid, None)
-
-
-def _record_action(call: Call, sid: str, name: str) -> None:
-    with svc(call).db.session() as s:
-        s.add(servers.new_action(call.ctx, sid, name))
 
 
 # -- metadata -----------------------------------------------------------------------------------
@@ -706,11 +666,15 @@ def show_ips(call: Call):
 
 @api.route("/v2.1/servers/{server_id}/os-server-password", "GET")
 def get_password(call: Call):
-    servers.get_server(svc(call), call.ctx, call.params["server_id"])
-    return {"password": ""}
+    server = servers.get_server(svc(call), call.ctx, call.params["server_id"])
+    # what the guest posted to the metadata API's /openstack/latest/password (kumo.compute.service.metadata)
+    return {"password": str((server.system_metadata or {}).get("password") or "")}
 
 
 @api.route("/v2.1/servers/{server_id}/os-server-password", "DELETE")
 def clear_password(call: Call):
     servers.get_server(svc(call), call.ctx, call.params["server_id"], write=True)
+    from kumo.compute.service.metadata import clear_password as clear
+
+    clear(svc(call), call.params["server_id"])
     return Response(status_code=204)

@@ -10,11 +10,13 @@ from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
 from kumo.common.pagination import parse_limit
+from kumo.compute.api import volume_flows
 from kumo.compute.api.common import link, mv, next_link, svc
 from kumo.compute.api.render import basic, detail, with_groups
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict
-from kumo.compute.service import servers
+from kumo.compute.service import servers, volumes
+from kumo.compute.volume_client import Volumes
 
 api = API()
 
@@ -144,6 +146,8 @@ async def create_server(call: Call):
     peers = Peers(call.ctx, service.extras)
     if req.image_ref:
         servers.check_image(req, await peers.get_image(req.image_ref))
+    vc = Volumes(call.ctx, service.extras)
+    await volume_flows.check_bdms(vc, req.block_devices, req.max_count)
     wanted = await _networks_for(call, peers, req)
     sg_ids = await _security_group_ids(peers, req.security_groups) if wanted else []
     created, reservation = await anyio.to_thread.run_sync(servers.create_servers, service, call.ctx, req)
@@ -164,6 +168,10 @@ async def create_server(call: Call):
             await anyio.to_thread.run_sync(
                 servers.fail_build, service, server.id, f"Build of instance failed: {exc}"
             )
+            continue
+        if any(b["destination_type"] == "volume" for b in req.block_devices):
+            await anyio.to_thread.run_sync(volumes.set_task, service, server.id, "block_device_mapping")
+            volume_flows.spawn(service, volume_flows.prepare_and_build(service, vc, server.id, ports))
             continue
         await anyio.to_thread.run_sync(servers.start_build, service, server.id, ports)
     if req.return_reservation_id:
@@ -237,6 +245,8 @@ async def delete_server(call: Call):
         servers.delete_server, svc(call), call.ctx, call.params["server_id"]
     )
     await _release_ports(call, server)
+    service = svc(call)
+    volume_flows.spawn(service, volume_flows.release_volumes(service, Volumes(call.ctx, service.extras), server.id))
     return Response(status_code=204)
 
 

@@ -154,12 +154,23 @@ def _spec(svc: Svc, server: Server) -> dict[str, Any]:
         "config_drive": server.config_drive,
         "key_name": server.key_name,
         "public_key": server.key_data,
+        # the files of the config drive (kumo.agents.compute.configdrive builds the ISO)
+        "config_drive_doc": _config_drive_doc(svc, server) if server.config_drive else None,
     }
+
+
+def _config_drive_doc(svc: Svc, server: Server) -> dict[str, Any]:
+    from kumo.compute.service.metadata import config_drive_doc
+
+    return config_drive_doc(svc, server)
 
 
 def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
     with svc.db.reader() as s:
         rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
+    from kumo.compute.service.volumes import spec_volume_map
+
+    vols = spec_volume_map(svc, [r.id for r in rows])
     out = []
     for r in rows:
         out.append(
@@ -171,7 +182,7 @@ def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
                 else DESIRED.get(r.vm_state),
                 "vm_state": r.vm_state,
                 "power_state": r.power_state,
-                "spec": _spec(svc, r),
+                "spec": {**_spec(svc, r), "volumes": vols.get(r.id, [])},
             }
         )
     return out
@@ -199,6 +210,18 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         op = pending["op"]
         ok = bool(body.get("ok", True))
         _finish_event(s, server, op, ok, body.get("fault"), ts)
+        if op == "snapshot":  # the image's fate is the agent's; the server goes back to what it was
+            from kumo.compute.service.snapshots import finish as finish_snapshot
+
+            finish_snapshot(server, ok)
+            return
+        if op in ("attach_volume", "detach_volume"):  # the server's state is not changed
+            from kumo.compute.service.volumes import finish_op
+
+            finish_op(s, server, pending, ok)
+            if "power_state" in body:
+                server.power_state = int(body["power_state"])
+            return
         if not ok:
             if op == "build":
                 claims.release(s, server.host, server.flavor)
@@ -266,6 +289,7 @@ EVENT_NAMES = {
     "resize": "compute_finish_resize",
     "revert_resize": "compute_finish_revert_resize",
     "delete": "compute_terminate_instance",
+    "snapshot": "compute_snapshot_instance",
 }
 
 

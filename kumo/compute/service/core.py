@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +12,7 @@ from sqlalchemy import select
 from kumo.common.config import ComputeSettings
 from kumo.common.context import RequestContext
 from kumo.common.db import Database
+from kumo.common.notify import Notifier
 from kumo.compute.errors import Forbidden
 from kumo.compute.models import Counter
 from kumo.compute.policies import POLICY
@@ -30,33 +28,6 @@ def iso(dt: datetime | None) -> str | None:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
-
-
-class Notifier:
-    """A generation counter agents long-poll on (in-process; other processes time out and poll)."""
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    def bump(self) -> None:
-        with self._lock:
-            self.generation += 1
-            waiters, self._waiters = self._waiters, []
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(event.set)
-
-    async def wait(self, seen: int, timeout: float) -> int:
-        event = asyncio.Event()
-        with self._lock:
-            if self.generation != seen:
-                return self.generation
-            self._waiters.append((asyncio.get_running_loop(), event))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-        return self.generation
 
 
 @dataclass

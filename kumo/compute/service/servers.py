@@ -291,11 +291,9 @@ def _parse_bdms(data: dict[str, Any], image_ref: str | None) -> list[dict[str, A
         dst = b.get("destination_type", "local")
         if src not in ("image", "blank", "volume", "snapshot") or dst not in ("local", "volume"):
             raise BadRequest("Invalid block device mapping.")
-        if dst == "volume":
-            raise BadRequest(
-                "Volume block device mappings need the block storage service, which is not available."
-            )
         bi = b.get("boot_index")
+        if dst == "volume":
+            _check_volume_bdm(b, src)
         out.append(
             {
                 "boot_index": None if bi in (None, "none", -1, "-1") else int(bi),
@@ -304,10 +302,29 @@ def _parse_bdms(data: dict[str, Any], image_ref: str | None) -> list[dict[str, A
                 "uuid": b.get("uuid"),
                 "volume_size": b.get("volume_size"),
                 "device_name": b.get("device_name"),
-                "delete_on_termination": bool(b.get("delete_on_termination", True)),
+                "delete_on_termination": bool(b.get("delete_on_termination", dst != "volume") or False),
             }
         )
     return out
+
+
+def _check_volume_bdm(b: dict[str, Any], src: str) -> None:
+    """A block_device_mapping_v2 entry with destination_type=volume (checked as Nova does)."""
+    if src in ("volume", "image", "snapshot") and not is_uuid(b.get("uuid")):
+        raise BadRequest(f"Block Device Mapping is Invalid: {src} uuid {b.get('uuid')} is not a uuid.")
+    size = b.get("volume_size")
+    if size is not None:
+        try:
+            size = int(size)
+        except (TypeError, ValueError):
+            raise BadRequest(f"Invalid input for field/attribute volume_size. Value: {size}.") from None
+        if size < 0:
+            raise BadRequest(f"Invalid input for field/attribute volume_size. Value: {size}.")
+    if src in ("image", "blank") and not size:
+        raise BadRequest(
+            "Block Device Mapping is Invalid: Images with destination_type 'volume' need to have a non-zero "
+            "size specified"
+        )
 
 
 def check_image(req: CreateRequest, image: dict[str, Any] | None) -> None:
@@ -778,7 +795,10 @@ def delete_server(
         else:
             server.task_state = "deleting"
             server.op_seq += 1
+            prev = server.pending or {}
             server.pending = {"op": "delete", "seq": server.op_seq}
+            if prev.get("op") == "snapshot":  # the agent drops the unfinished snapshot's image too
+                server.pending["snapshot_image_url"] = prev.get("image_url")
             server.updated_at = now()
             agent = True
     if agent:

@@ -1,0 +1,190 @@
+"""QEMU command lines and QMP arguments, built from specs (pure functions; unit-tested)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kumo.agents.compute.driver import PortSpec, VmSpec, VolumeSpec
+from kumo.agents.compute.errors import PermanentError
+
+# Cinder front-end QoS keys -> QEMU throttle-group limits
+QOS_LIMITS = {
+    "total_iops_sec": "iops-total",
+    "read_iops_sec": "iops-read",
+    "write_iops_sec": "iops-write",
+    "total_bytes_sec": "bps-total",
+    "read_bytes_sec": "bps-read",
+    "write_bytes_sec": "bps-write",
+    "total_iops_sec_max": "iops-total-max",
+    "read_iops_sec_max": "iops-read-max",
+    "write_iops_sec_max": "iops-write-max",
+    "total_bytes_sec_max": "bps-total-max",
+    "read_bytes_sec_max": "bps-read-max",
+    "write_bytes_sec_max": "bps-write-max",
+    "size_iops_sec": "iops-size",
+}
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class VmPaths:
+    """Where one VM's files live (sockets may sit in a shorter directory: unix paths are short)."""
+
+    dir: Path
+    sockets: Path
+
+    @property
+    def disk(self) -> Path:
+        return self.dir / "disk.qcow2"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "qemu.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.dir / "console.log"
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.dir / "qemu.log"
+
+    @property
+    def config_drive(self) -> Path:
+        return self.dir / "config.iso"
+
+    @property
+    def qmp(self) -> Path:
+        return self.sockets / "qmp.sock"
+
+    @property
+    def serial(self) -> Path:
+        return self.sockets / "serial.sock"
+
+    @property
+    def vnc(self) -> Path:
+        return self.sockets / "vnc.sock"
+
+
+def tap_name(port_id: str) -> str:
+    """The host tap of a port: the name the network agent looks for (``ktap-<port_id[:10]>``)."""
+    return f"ktap-{port_id[:10]}"
+
+
+def bridge_name(network_id: str) -> str:
+    return f"kbr-{network_id[:11]}"
+
+
+def volume_ids(volume_id: str) -> tuple[str, str]:
+    """(block node name, device id) of a volume; node names are limited to 31 characters."""
+    compact = volume_id.replace("-", "")
+    return f"vol{compact[:26]}", f"vol-{volume_id}"
+
+
+def volume_blockdev(volume: VolumeSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(QMP ``object-add`` args for a throttle group or nothing, ``blockdev-add`` args) for a volume."""
+    info = volume.connection_info or {}
+    kind = info.get("driver_volume_type")
+    data = info.get("data") or {}
+    fmt = str(data.get("format") or "raw")
+    if fmt not in ("raw", "qcow2"):
+        raise PermanentError(f"volume {volume.volume_id}: unsupported format {fmt!r}")
+    if kind == "file" and data.get("path"):
+        file: dict[str, Any] = {"driver": "file", "filename": str(data["path"])}
+    elif kind == "local" and data.get("device_path"):
+        file = {"driver": "host_device", "filename": str(data["device_path"])}
+    elif kind == "nbd" and data.get("host") and data.get("port"):
+        file = {"driver": "nbd", "server": {"type": "inet", "host": str(data["host"]), "port": str(data["port"])}}
+        if data.get("export"):
+            file["export"] = str(data["export"])
+    else:
+        raise PermanentError(f"volume {volume.volume_id}: cannot attach connection type {kind!r} ({sorted(data)})")
+    node, _dev = volume_ids(volume.volume_id)
+    ro = bool(volume.read_only)
+    fmt_node: dict[str, Any] = {"driver": fmt, "node-name": node if not volume.qos else node + "f",
+                                "read-only": ro, "file": {**file, "read-only": ro}}
+    limits = {QOS_LIMITS[k]: int(float(v)) for k, v in (volume.qos or {}).items() if k in QOS_LIMITS and float(v) > 0}
+    if not limits:
+        return [], fmt_node
+    group = f"tg{node[3:]}"
+    objects = [{"qom-type": "throttle-group", "id": group, "limits": limits}]
+    return objects, {"driver": "throttle", "node-name": node, "throttle-group": group, "read-only": ro,
+                     "file": fmt_node}
+
+
+def volume_device(volume: VolumeSpec, boot_index: int | None = None) -> dict[str, Any]:
+    node, dev = volume_ids(volume.volume_id)
+    args: dict[str, Any] = {"driver": "virtio-blk-pci", "id": dev, "drive": node, "serial": volume.serial[:20]}
+    if boot_index is not None:
+        args["bootindex"] = boot_index
+    return args
+
+
+def _device_arg(args: Mapping[str, Any]) -> str:
+    parts = [str(args["driver"])] + [f"{k}={_qemu_value(v)}" for k, v in args.items() if k != "driver"]
+    return ",".join(parts)
+
+
+def _qemu_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return str(v).replace(",", ",,")
+
+
+def nic_args(index: int, port: PortSpec) -> list[str]:
+    if not _MAC.match(port.mac_address or ""):
+        raise PermanentError(f"port {port.id} has no valid MAC address ({port.mac_address!r})")
+    tap = tap_name(port.id)
+    return ["-netdev", f"tap,id=net{index},ifname={tap},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=net{index},mac={port.mac_address.lower()},id=nic{index}"]
+
+
+def build_argv(spec: VmSpec, paths: VmPaths, *, accel: str = "tcg", binary: str = "qemu-system-x86_64",
+               volumes: tuple[VolumeSpec, ...] = (), config_drive: bool = False,
+               vnc: bool = True) -> list[str]:
+    """The full ``qemu-system-x86_64`` command line of a VM (daemonized, QMP, serial log, VNC)."""
+    f = spec.flavor
+    if f.vcpus < 1 or f.ram_mb < 16:
+        raise PermanentError(f"flavor {f.name!r} is too small to boot ({f.vcpus} vCPU, {f.ram_mb} MB)")
+    argv = [
+        binary,
+        "-name", f"guest={spec.id},debug-threads=on",
+        "-uuid", spec.id,
+        "-machine", "pc",
+        "-accel", accel,
+        *(["-cpu", "host"] if accel == "kvm" else []),
+        "-smp", str(f.vcpus),
+        "-m", str(f.ram_mb),
+        "-nodefaults", "-no-user-config",
+        "-no-shutdown",
+        "-qmp", f"unix:{paths.qmp},server=on,wait=off",
+        "-chardev", f"socket,id=serial0,path={paths.serial},server=on,wait=off,logfile={paths.console_log},logappend=on",
+        "-serial", "chardev:serial0",
+        "-pidfile", str(paths.pidfile),
+        "-daemonize",
+    ]
+    if vnc:
+        argv += ["-vga", "std", "-vnc", f"unix:{paths.vnc}"]
+    else:
+        argv += ["-display", "none"]
+    boot_volume = next((v for v in volumes if v.boot_index == 0), None)
+    if boot_volume is None:
+        argv += ["-drive", f"file={paths.disk},if=none,id=root,format=qcow2,discard=unmap",
+                 "-device", "virtio-blk-pci,drive=root,id=rootdisk,bootindex=0"]
+    for vol in sorted(volumes, key=lambda v: (v.boot_index is None, v.boot_index or 0, v.volume_id)):
+        objects, blockdev = volume_blockdev(vol)
+        for obj in objects:
+            argv += ["-object", json.dumps(obj, separators=(",", ":"))]
+        argv += ["-blockdev", json.dumps(blockdev, separators=(",", ":")),
+                 "-device", _device_arg(volume_device(vol, 0 if vol is boot_volume else None))]
+    if config_drive:
+        argv += ["-drive", f"file={paths.config_drive},if=none,id=config,format=raw,readonly=on",
+                 "-device", "virtio-blk-pci,drive=config,id=configdrive"]
+    for i, port in enumerate(spec.ports):
+        argv += nic_args(i, port)
+    return argv
