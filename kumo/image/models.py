@@ -45,9 +45,11 @@ class Image(ImageBase):
     os_hash_value: Mapped[str | None] = mapped_column(String(128), nullable=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # where the data is: store id and the store's location string (never shown)
+    # where the data is: the first location's store id and URL (kept in step with locations)
     store: Mapped[str | None] = mapped_column(String(64), nullable=True)
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # every copy of the data: [{"url": ..., "metadata": {...}, "store": id}] (Glance's locations)
+    locations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # staged data for interoperable import: facts measured while staging
     staging: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -8,6 +8,7 @@ defaults allow.
 
 from __future__ import annotations
 
+from kumo.common.context import RequestContext
 from kumo.common.policy import (
     ADMIN,
     Policy,
@@ -19,6 +20,11 @@ from kumo.common.policy import (
 )
 
 READ = any_of(cloud_admin, system_reader, project_reader)
+
+
+def service(ctx: RequestContext, _t: object) -> bool:
+    """A service user (the ``service`` role), as Glance's ``fetch_image_location`` wants."""
+    return "service" in (ctx.roles or ())
 WRITE = any_of(cloud_admin, project_member)
 
 POLICY = Policy(
@@ -43,5 +49,15 @@ POLICY = Policy(
         "get_usage": READ,
         "set_owner": ADMIN,
         "download_deactivated": ADMIN,
+        "copy_image": ADMIN,
+        "delete_image_location": ADMIN,
+        "get_image_location": READ,
+        "set_image_location": WRITE,
+        "add_image_location": WRITE,
+        "fetch_image_location": any_of(cloud_admin, service),
+        "stores_info_detail": ADMIN,
+        "cache_list": ADMIN,
+        "cache_image": ADMIN,
+        "cache_delete": ADMIN,
     }
 )

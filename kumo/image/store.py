@@ -17,6 +17,10 @@ from typing import Protocol
 CHUNK = 1024 * 1024
 
 
+class StoreError(Exception):
+    """A store refused or failed an operation (the object store, a remote http server)."""
+
+
 class Writer(Protocol):
     def write(self, data: bytes) -> None: ...
     def commit(self) -> str: ...
@@ -26,11 +30,12 @@ class Writer(Protocol):
 class Store(Protocol):
     id: str
     description: str
+    kind: str  # "file", "swift"
 
     def writer(self, image_id: str) -> Writer: ...
     def read(self, location: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
     def delete(self, location: str) -> None: ...
-    def adopt(self, path: Path, image_id: str) -> str: ...
+    def owns(self, location: str) -> bool: ...
 
 
 class _FileWriter:
@@ -59,6 +64,8 @@ class _FileWriter:
 class FileStore:
     """Image data as files in one directory (Glance's ``file`` store)."""
 
+    kind = "file"
+
     def __init__(self, root: Path, store_id: str = "file", description: str = "Local file store") -> None:
         self.root = root
         self.id = store_id
@@ -70,6 +77,13 @@ class FileStore:
         if path.parent != self.root:  # never touch a file outside the store
             raise ValueError(f"location {location!r} is not in store {self.id}")
         return path
+
+    def owns(self, location: str) -> bool:
+        try:
+            self.path(location)
+        except ValueError:
+            return False
+        return location.startswith("file://")
 
     def writer(self, image_id: str) -> _FileWriter:
         return _FileWriter(self.root / image_id)
@@ -104,3 +118,10 @@ def make_store(kind: str, data_dir: Path) -> FileStore:
     if kind == "file":
         return FileStore(data_dir / "images")
     raise ValueError(f"unknown image store {kind!r}")
+
+
+STORE_KINDS = ("file", "swift", "web")
+
+
+def read_only(store: Store) -> bool:
+    return bool(getattr(store, "read_only", False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def test_versions(cloud: KumoCloud):
     r = httpx.get(cloud.url + "/image/", timeout=10)
     assert r.status_code == 300
     ids = [v["id"] for v in r.json()["versions"]]
-    assert ids[0] == "v2.16" and "v2.0" in ids and r.json()["versions"][0]["status"] == "CURRENT"
+    assert ids[0] == "v2.17" and "v2.0" in ids and r.json()["versions"][0]["status"] == "CURRENT"
 
 
 def test_cli_image_lifecycle(cloud: KumoCloud, ensure_cli, tmp_path):
@@ -220,8 +221,9 @@ def test_http_data_rules(image_http: httpx.Client):
 
 
 def test_http_stage_and_import(image_http: httpx.Client):
-    assert image_http.get("/info/import").json()["import-methods"]["value"] == ["glance-direct"]
-    assert [s["id"] for s in image_http.get("/info/stores").json()["stores"]] == ["file"]
+    methods = image_http.get("/info/import").json()["import-methods"]["value"]
+    assert set(methods) == {"glance-direct", "web-download", "copy-image", "glance-download"}
+    assert [s["id"] for s in image_http.get("/info/stores").json()["stores"]] == ["file", "swift", "web"]
     r = image_http.post("/images", json={"disk_format": "raw", "container_format": "bare"})
     iid = r.json()["id"]
     octet = {"Content-Type": "application/octet-stream"}
@@ -229,7 +231,11 @@ def test_http_stage_and_import(image_http: httpx.Client):
     assert image_http.get(f"/images/{iid}").json()["status"] == "uploading"
     r = image_http.post(f"/images/{iid}/import", json={"method": {"name": "glance-direct"}})
     assert r.status_code == 202
-    body = image_http.get(f"/images/{iid}").json()
+    for _ in range(100):  # the import runs in the background
+        body = image_http.get(f"/images/{iid}").json()
+        if body["status"] != "importing":
+            break
+        time.sleep(0.1)
     assert body["status"] == "active" and body["size"] == 5000 and body["stores"] == "file"
     tasks = image_http.get(f"/images/{iid}/tasks").json()["tasks"]
     assert [t["status"] for t in tasks] == ["success"]

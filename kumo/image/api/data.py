@@ -9,7 +9,7 @@ from starlette.responses import Response, StreamingResponse
 from kumo.common.asgi import API, Call
 from kumo.image.api.render import svc
 from kumo.image.errors import BadRequest, UnsupportedMediaType
-from kumo.image.service import data
+from kumo.image.service import data, imports
 
 api = API()
 
@@ -36,8 +36,11 @@ async def _receive(call: Call, staged: bool) -> Response:
     service = svc(call)
     image_id = call.params["image_id"]
     length = _content_length(call)
+    store_id = (call.headers.get("x-image-meta-store") or "").strip() or None
+    if store_id and staged:
+        raise BadRequest("X-Image-Meta-Store applies to uploads, not to staging.")
     upload = await anyio.to_thread.run_sync(
-        lambda: data.begin_upload(service, call.ctx, image_id, length, staged=staged)
+        lambda: data.begin_upload(service, call.ctx, image_id, length, staged=staged, store_id=store_id)
     )
     try:
         buf = bytearray()
@@ -71,8 +74,16 @@ async def stage_image(call: Call):
 
 @api.route("/v2/images/{image_id}/import", "POST")
 def import_image(call: Call):
-    data.import_image(svc(call), call.ctx, call.params["image_id"], call.body)
+    imports.import_image(svc(call), call.ctx, call.params["image_id"], call.body)
     return Response(status_code=202)
+
+
+@api.route("/v2/stores/{store_id}/{image_id}", "DELETE")
+def delete_from_store(call: Call):
+    service = svc(call)
+    url = imports.delete_from_store(service, call.ctx, call.params["store_id"], call.params["image_id"])
+    data.delete_data(service, [(call.params["store_id"], url)])
+    return Response(status_code=204)
 
 
 @api.route("/v2/images/{image_id}/file", "GET")
@@ -91,7 +102,7 @@ async def download_image(call: Call):
         headers["Content-Range"] = f"bytes {start}-{end}/{dl.size}"
     elif dl.checksum:
         headers["Content-MD5"] = dl.checksum
-    store = service.store
+    store = service.read_store(dl.store or service.default_store)
     chunks = store.read(dl.location, start, end) if dl.size else iter(())
 
     async def body():  # type: ignore[no-untyped-def]

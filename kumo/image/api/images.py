@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from starlette.responses import Response
+
 from kumo.common.asgi import API, Call, json_response
-from kumo.image.api.render import render_image, render_task, svc
-from kumo.image.service import data, images, patch
+from kumo.image.api.render import image_doc, render_task, svc
+from kumo.image.service import data, images, location_ops, patch
 
 api = API()
 
@@ -14,7 +16,11 @@ api = API()
 @api.route("/v2/images", "POST")
 def create_image(call: Call):
     image = images.create_image(svc(call), call.ctx, call.body if call.body is not None else {})
-    return json_response(render_image(image), 201, {"Location": call.url(f"/v2/images/{image.id}")})
+    return json_response(
+        image_doc(call, image),
+        201,
+        {"Location": call.url(f"/v2/images/{image.id}")},
+    )
 
 
 @api.route("/v2/images", "GET")
@@ -23,7 +29,11 @@ def list_images(call: Call):
     items = list(call.query.multi_items())
     q = images.parse_list_query(items, st.limit_param_default, st.api_limit_max)
     page, more = images.list_images(svc(call), call.ctx, q)
-    body = {"images": [render_image(i) for i in page], "first": "/v2/images", "schema": "/v2/schemas/images"}
+    body = {
+        "images": [image_doc(call, i) for i in page],
+        "first": "/v2/images",
+        "schema": "/v2/schemas/images",
+    }
     if first := _first(items):
         body["first"] = first
     if more and page:
@@ -39,21 +49,25 @@ def _first(items: list[tuple[str, str]]) -> str | None:
 
 @api.route("/v2/images/{image_id}", "GET")
 def show_image(call: Call):
-    return render_image(images.show_image(svc(call), call.ctx, call.params["image_id"]))
+    image = images.show_image(svc(call), call.ctx, call.params["image_id"])
+    return image_doc(call, image)
 
 
 @api.route("/v2/images/{image_id}", "PATCH")
 def update_image(call: Call):
     media = patch.check_media_type(call.headers.get("content-type"))
     ops = patch.parse(call.body, media)
-    image = images.update_image(svc(call), call.ctx, call.params["image_id"], ops)
-    return render_image(image)
+    image, removed = images.update_image(svc(call), call.ctx, call.params["image_id"], ops)
+    data.delete_data(svc(call), [(store, url) for store, url in removed])
+    return image_doc(call, image)
 
 
 @api.route("/v2/images/{image_id}", "DELETE")
 def delete_image(call: Call):
     leftovers = images.delete_image(svc(call), call.ctx, call.params["image_id"])
     data.delete_data(svc(call), leftovers)
+    if svc(call).cache is not None:
+        svc(call).cache.remove(call.params["image_id"])
     return None
 
 
@@ -79,6 +93,17 @@ def add_tag(call: Call):
 def delete_tag(call: Call):
     images.delete_tag(svc(call), call.ctx, call.params["image_id"], call.params["tag"])
     return None
+
+
+@api.route("/v2/images/{image_id}/locations", "POST")
+def add_location(call: Call):
+    location_ops.add_location(svc(call), call.ctx, call.params["image_id"], call.body)
+    return Response(status_code=202)
+
+
+@api.route("/v2/images/{image_id}/locations", "GET")
+def fetch_locations(call: Call):
+    return location_ops.fetch_locations(svc(call), call.ctx, call.params["image_id"])
 
 
 @api.route("/v2/images/{image_id}/tasks", "GET")

@@ -6,7 +6,7 @@ from typing import Any
 
 from kumo.common.asgi import Call
 from kumo.image.models import Image, Member, Task
-from kumo.image.service import ImageService
+from kumo.image.service import ImageService, location_ops, locations
 from kumo.image.service.core import iso
 
 
@@ -14,7 +14,21 @@ def svc(call: Call) -> ImageService:
     return call.request.app.state.images
 
 
-def render_image(image: Image) -> dict[str, Any]:
+def shows_locations(call: Call, image: Image) -> bool:
+    """Locations are shown with show_multiple_locations, to the owner's project and admins."""
+    service = svc(call)
+    if not service.settings.show_multiple_locations:
+        return False
+    return service.enforce_ok(call.ctx, "get_image_location", image)
+
+
+def image_doc(call: Call, image: Image) -> dict[str, Any]:
+    return render_image(image, locs=shows_locations(call, image), weights=svc(call).settings.store_weights)
+
+
+def render_image(
+    image: Image, *, locs: bool = False, weights: dict[str, int] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = dict(image.properties or {})
     body.update(
         {
@@ -42,8 +56,11 @@ def render_image(image: Image) -> dict[str, Any]:
             "schema": "/v2/schemas/image",
         }
     )
-    if image.location and image.store:
-        body["stores"] = image.store
+    stores = locations.store_ids(image, weights)
+    if stores:
+        body["stores"] = ",".join(stores)
+    if locs:
+        body["locations"] = location_ops.render(image)
     return body
 
 

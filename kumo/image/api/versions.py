@@ -6,7 +6,7 @@ from kumo.common.asgi import API, Call, json_response
 
 api = API()
 
-NEWEST_MINOR = 16
+NEWEST_MINOR = 17
 
 
 def _versions(call: Call) -> dict:

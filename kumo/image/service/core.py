@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -13,10 +14,10 @@ from sqlalchemy.orm import Session
 from kumo.common.config import ImageSettings
 from kumo.common.context import RequestContext
 from kumo.common.db import Database
-from kumo.image.errors import image_not_found
+from kumo.image.errors import BadRequest, image_not_found
 from kumo.image.models import Image, Member
 from kumo.image.policies import POLICY
-from kumo.image.store import FileStore
+from kumo.image.store import FileStore, Store
 
 
 def utcnow() -> datetime:
@@ -34,9 +35,30 @@ def is_admin(ctx: RequestContext) -> bool:
 @dataclass
 class ImageService:
     db: Database
-    store: FileStore
+    stores_by_id: dict[str, Store]  # enabled stores, in configuration order
+    default_store: str
     staging: FileStore
     settings: ImageSettings
+    # background import jobs still running (image id -> thread), for tests and shutdown
+    jobs: dict[str, object] = field(default_factory=dict)
+    cache: Any = None  # this node's ImageCache, when enabled
+    identity_url: str = ""  # e.g. http://h:p/identity, for catalogs (glance-download)
+
+    def read_store(self, store_id: str) -> Store:
+        """A store to read from: an enabled store, or this node's cache."""
+        if store_id == "cache" and self.cache is not None:
+            return self.cache.files  # type: ignore[no-any-return]
+        return self.get_store(store_id)
+
+    @property
+    def store(self) -> Store:
+        return self.stores_by_id[self.default_store]
+
+    def get_store(self, store_id: str) -> Store:
+        store = self.stores_by_id.get(store_id)
+        if store is None:
+            raise BadRequest(f"Store {store_id} is not available on this node.")
+        return store
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
@@ -46,8 +68,8 @@ class ImageService:
             s.expunge_all()
 
     @property
-    def stores(self) -> list[FileStore]:
-        return [self.store]
+    def stores(self) -> list[Store]:
+        return list(self.stores_by_id.values())
 
     # -- visibility -------------------------------------------------------
 
@@ -74,6 +96,9 @@ class ImageService:
     def enforce(self, ctx: RequestContext, action: str, image: Image | None = None) -> None:
         target = {"project_id": image.owner if image is not None else ctx.project_id}
         POLICY.enforce(ctx, action, target)
+
+    def enforce_ok(self, ctx: RequestContext, action: str, image: Image) -> bool:
+        return POLICY.check(ctx, action, {"project_id": image.owner})
 
     def owns(self, ctx: RequestContext, image: Image) -> bool:
         return is_admin(ctx) or (image.owner is not None and image.owner == ctx.project_id)

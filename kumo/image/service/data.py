@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,12 +32,13 @@ from kumo.image.errors import (
     image_not_found,
 )
 from kumo.image.models import Image, Task
+from kumo.image.service import locations
 from kumo.image.service.core import ImageService, is_admin, utcnow
-from kumo.image.store import FileStore, Writer
+from kumo.image.store import Store, Writer, read_only
 
 log = logging.getLogger("kumo.image")
 
-IMPORT_METHODS = ("glance-direct",)
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image", "glance-download")
 
 
 def _quota_used(s: Any, owner: str | None, staged: bool) -> int:
@@ -66,7 +66,7 @@ class Upload:
     svc: ImageService
     image_id: str
     owner: str | None
-    store: FileStore
+    store: Store
     staged: bool
     disk_format: str | None
     container_format: str | None
@@ -93,8 +93,17 @@ class Upload:
 
 
 def begin_upload(
-    svc: ImageService, ctx: RequestContext, image_id: str, content_length: int | None, *, staged: bool
+    svc: ImageService,
+    ctx: RequestContext,
+    image_id: str,
+    content_length: int | None,
+    *,
+    staged: bool,
+    store_id: str | None = None,
 ) -> Upload:
+    target = svc.staging if staged else svc.get_store(store_id) if store_id else svc.store
+    if read_only(target):
+        raise BadRequest(f"Store {target.id} is read-only.")
     with svc.db.session() as s:
         image = svc.get_visible(s, ctx, image_id)
         if not svc.owns(ctx, image):
@@ -131,7 +140,7 @@ def begin_upload(
             svc,
             image_id,
             image.owner,
-            svc.staging if staged else svc.store,
+            target,
             staged,
             image.disk_format,
             image.container_format,
@@ -191,96 +200,25 @@ def finish_upload(upload: Upload) -> None:
         if upload.staged:
             image.staging = {**facts, "location": location, "format": found.format, "problem": problem}
         else:
-            _set_data(image, facts, svc.store.id, location)
+            set_data(image, facts, upload.store.id, location)
         image.updated_at = utcnow()
 
 
-def _set_data(image: Image, facts: dict[str, Any], store_id: str, location: str) -> None:
+def set_data(image: Image, facts: dict[str, Any], store_id: str, location: str) -> None:
     image.size = facts["size"]
     image.checksum = facts["checksum"]
     image.os_hash_algo = "sha512"
     image.os_hash_value = facts["os_hash_value"]
     image.virtual_size = facts["virtual_size"]
-    image.store = store_id
-    image.location = location
+    # new data: its copy is the image's only location (a failed location add may have left one)
+    locations.set_all(image, [{"url": location, "metadata": {"store": store_id}, "store": store_id}])
     image.status = "active"
 
 
-# -- import -----------------------------------------------------------------------
+# -- import tasks ---------------------------------------------------------------------
 
 
-def import_image(svc: ImageService, ctx: RequestContext, image_id: str, body: Any) -> None:
-    if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
-        raise BadRequest("Import request requires a 'method' object.")
-    method = body["method"].get("name")
-    if method not in IMPORT_METHODS:
-        raise BadRequest(f"Import method {method!r} is not valid; available: {', '.join(IMPORT_METHODS)}.")
-    stores = body.get("stores")
-    known = [st.id for st in svc.stores]
-    if stores is not None:
-        if not isinstance(stores, list) or not all(isinstance(x, str) for x in stores):
-            raise BadRequest("'stores' must be a list of store identifiers.")
-        unknown = [x for x in stores if x not in known]
-        if unknown:
-            raise Conflict(f"Unknown stores: {', '.join(unknown)}")
-    targets = stores or known
-    with svc.db.session() as s:
-        image = svc.get_visible(s, ctx, image_id)
-        if not svc.owns(ctx, image):
-            raise Forbidden("You are not permitted to import this image.")
-        svc.enforce(ctx, "modify_image", image)
-        if image.status != "uploading" or not image.staging:
-            raise Conflict(
-                f"Image needs to be staged before 'glance-direct' method can be used "
-                f"(image status is {image.status})."
-            )
-        if not image.disk_format or not image.container_format:
-            raise BadRequest("Properties disk_format, container_format must be set prior to importing data.")
-        now = utcnow()
-        task = Task(
-            id=str(uuid.uuid4()),
-            image_id=image_id,
-            type="api_image_import",
-            status="processing",
-            owner=ctx.project_id,
-            user_id=ctx.user_id,
-            request_id=ctx.request_id,
-            input={"image_id": image_id, "import_req": {k: v for k, v in body.items()}, "backend": targets},
-            result=None,
-            message="",
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(task)
-        image.status = "importing"
-        image.updated_at = now
-        staging = dict(image.staging)
-        disk_format, container_format = image.disk_format, image.container_format
-    task_id = task.id
-    found = formats.Detected(staging.get("format") or "raw", staging.get("virtual_size"))
-    problem = staging.get("problem") or formats.check(disk_format, container_format, found)
-    location = staging["location"]
-    if problem:
-        svc.staging.delete(location)
-        _end_task(svc, task_id, "failure", problem, image_id, "queued")
-        return
-    try:
-        final = svc.store.adopt(svc.staging.path(location), image_id)
-    except OSError as exc:
-        _end_task(svc, task_id, "failure", f"could not import the data: {exc}", image_id, "queued")
-        return
-    with svc.db.session() as s:
-        image = s.get(Image, image_id)
-        if image is None or image.status != "importing":
-            svc.store.delete(final)
-        else:
-            _set_data(image, staging, svc.store.id, final)
-            image.staging = None
-            image.updated_at = utcnow()
-    _end_task(svc, task_id, "success", "", None, None)
-
-
-def _end_task(
+def end_task(
     svc: ImageService, task_id: str, status: str, message: str, image_id: str | None, image_status: str | None
 ) -> None:
     now = utcnow()
@@ -315,6 +253,7 @@ class Download:
     location: str | None
     size: int
     checksum: str | None
+    store: str | None = None
 
 
 def begin_download(svc: ImageService, ctx: RequestContext, image_id: str) -> Download:
@@ -325,7 +264,16 @@ def begin_download(svc: ImageService, ctx: RequestContext, image_id: str) -> Dow
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     if image.location is None or image.status not in ("active", "deactivated"):
         return Download(None, 0, None)
-    return Download(image.location, int(image.size or 0), image.checksum)
+    if svc.cache is not None:  # this node's cached copy first
+        cached = svc.cache.lookup(image_id, image.size)
+        if cached:
+            return Download(cached, int(image.size or 0), image.checksum, "cache")
+    weights = svc.settings.store_weights
+    ordered = sorted(locations.get(image), key=lambda loc: -weights.get(str(loc.get("store")), 0))
+    for loc in ordered:  # the heaviest copy in a store this node has
+        if loc.get("store") in svc.stores_by_id:
+            return Download(loc["url"], int(image.size or 0), image.checksum, loc["store"])
+    raise Conflict("The image data is in no store this node can read.")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -362,13 +310,18 @@ def _unsatisfiable(size: int) -> Exception:
 
 
 def delete_data(svc: ImageService, data: list[tuple[str | None, str | None]]) -> None:
+    from kumo.image.store import StoreError
+
     for store_id, location in data:
         if not location:
             continue
-        store = svc.staging if store_id == "staging" else svc.store
+        store = svc.staging if store_id == "staging" else svc.stores_by_id.get(store_id or "")
+        if store is None:
+            log.warning("image data at %s is in store %s, which is not enabled here", location, store_id)
+            continue
         try:
             store.delete(location)
-        except (OSError, ValueError):
+        except (OSError, ValueError, StoreError):
             log.exception("could not delete data at %s", location)
 
 

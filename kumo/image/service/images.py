@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from kumo.common.context import RequestContext
 from kumo.image.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge, image_not_found
 from kumo.image.models import Image, Member, Task
-from kumo.image.service import validate
+from kumo.image.service import location_ops, validate
 from kumo.image.service.core import ImageService, is_admin, utcnow
 from kumo.image.service.patch import Op
 
@@ -405,7 +405,11 @@ def _sort_value(v: Any) -> tuple[int, Any]:
 # -- update ---------------------------------------------------------------------
 
 
-def update_image(svc: ImageService, ctx: RequestContext, image_id: str, ops: list[Op]) -> Image:
+def update_image(
+    svc: ImageService, ctx: RequestContext, image_id: str, ops: list[Op]
+) -> tuple[Image, list[tuple[str | None, str]]]:
+    """The updated image and the (store, url) copies whose data must now be deleted."""
+    removed: list[tuple[str | None, str]] = []
     with svc.db.session() as s:
         image = svc.get_visible(s, ctx, image_id)
         if not svc.owns(ctx, image):
@@ -413,18 +417,19 @@ def update_image(svc: ImageService, ctx: RequestContext, image_id: str, ops: lis
         svc.enforce(ctx, "modify_image", image)
         props = dict(image.properties or {})
         for op in ops:
+            if op.attr == "locations":
+                removed += location_ops.patch(svc, ctx, image, op)
+                continue
             _apply(svc, ctx, image, props, op)
         image.properties = props
         image.updated_at = utcnow()
         s.flush()
-        return image
+        return image, removed
 
 
 def _apply(svc: ImageService, ctx: RequestContext, image: Image, props: dict[str, Any], op: Op) -> None:
     attr = op.attr
     validate.check_writable(attr)
-    if attr == "locations":
-        raise Forbidden("It's not allowed to add locations if locations are invisible.")
     if validate.is_core(attr):
         if op.op == "remove":
             raise Forbidden(f"Attribute {attr} can't be removed.")
@@ -469,7 +474,11 @@ def delete_image(
         svc.enforce(ctx, "delete_image", image)
         if image.protected:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-        data = [(image.store, image.location)]
+        data: list[tuple[str | None, str | None]] = [
+            (loc.get("store"), loc.get("url")) for loc in (image.locations or [])
+        ]
+        if image.location and not image.locations:
+            data.append((image.store, image.location))
         if image.staging and image.staging.get("location"):
             data.append(("staging", image.staging["location"]))
         s.execute(delete(Member).where(Member.image_id == image_id))
