@@ -15,11 +15,13 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RING_FORMAT = 1
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(slots=True)
@@ -68,6 +70,17 @@ class Ring:
     def nodes(self, partition: int) -> list[Device]:
         return [self.devs[row[partition]] for row in self.assignment]
 
+    def handoffs(self, partition: int) -> list[Device]:
+        """The other devices, in a fixed order per partition: unused failure domains first."""
+        primaries = self.nodes(partition)
+        used = {d.id for d in primaries}
+        domains = {d.failure_domain for d in primaries}
+        rest = [d for d in self.devs.values() if d.id not in used and d.weight > 0]
+        rest.sort(
+            key=lambda d: (d.failure_domain in domains, hashlib.md5(f"{partition}-{d.id}".encode()).digest())
+        )
+        return rest
+
     def to_dict(self) -> dict[str, object]:
         return {
             "format": RING_FORMAT,
@@ -81,8 +94,8 @@ class Ring:
 
     @classmethod
     def from_dict(cls, data: dict) -> Ring:  # type: ignore[type-arg]
-        if data.get("format") != RING_FORMAT:
-            raise ValueError(f"unsupported ring format {data.get('format')!r}")
+        if not isinstance(data, dict) or data.get("format") != RING_FORMAT:
+            raise ValueError(f"not a ring file of format {RING_FORMAT}")
         return cls(
             data["part_power"],
             data["replicas"],
@@ -94,22 +107,26 @@ class Ring:
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file, fsync, rename)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ring-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(gzip.compress(json.dumps(self.to_dict()).encode()))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with _suppress():
-                os.unlink(tmp)
-            raise
+        _atomic_write(path, gzip.compress(json.dumps(self.to_dict()).encode()))
 
     @classmethod
     def load(cls, path: Path) -> Ring:
         return cls.from_dict(json.loads(gzip.decompress(path.read_bytes())))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ring-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
 
 
 class _suppress:
@@ -143,17 +160,76 @@ class RingBuilder:
         b.hash_suffix = ring.hash_suffix
         return b
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": RING_FORMAT,
+            "version": self.version,
+            "part_power": self.part_power,
+            "replicas": self.replicas,
+            "hash_suffix": self.hash_suffix,
+            "devs": [asdict(d) for d in self.devs.values()],
+            "assignment": self.assignment,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RingBuilder:  # type: ignore[type-arg]
+        if not isinstance(data, dict) or data.get("format") != RING_FORMAT:
+            raise ValueError(f"not a ring builder file of format {RING_FORMAT}")
+        b = cls(data["part_power"], data["replicas"])
+        b.devs = {d["id"]: Device(**d) for d in data["devs"]}
+        b.assignment = [list(row) for row in data["assignment"]]
+        b.version = data["version"]
+        b.hash_suffix = data["hash_suffix"]
+        return b
+
+    def save(self, path: Path) -> None:
+        _atomic_write(path, json.dumps(self.to_dict(), indent=1).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> RingBuilder:
+        return cls.from_dict(json.loads(path.read_bytes()))
+
+    def parts_per_dev(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.devs, 0)
+        for row in self.assignment:
+            for d in row:
+                if d is not None and d in counts:
+                    counts[d] += 1
+        return counts
+
+    def balance(self) -> float:
+        """The worst relative deviation of a device's partition count from its weight's share, in %."""
+        counts = self.parts_per_dev()
+        targets = self._targets(len(self.assignment) or self.replicas)
+        worst = 0.0
+        for dev_id, target in targets.items():
+            if target > 0:
+                worst = max(worst, abs(counts.get(dev_id, 0) - target) / target * 100)
+        return worst
+
     def add_dev(
         self, node: str, device: str, *, zone: int = 1, region: int = 1, weight: float = 100.0, url: str = ""
     ) -> Device:
+        if not _NAME.match(node) or not _NAME.match(device):
+            raise ValueError("node and device names are letters, digits, '.', '_' and '-'")
+        if weight < 0:
+            raise ValueError("weight must not be negative")
+        if any(d.node == node and d.device == device for d in self.devs.values()):
+            raise ValueError(f"device {node}/{device} is already in the ring")
         dev = Device(max(self.devs, default=-1) + 1, node, device, zone, region, weight, url)
         self.devs[dev.id] = dev
         return dev
 
     def remove_dev(self, dev_id: int) -> None:
+        if dev_id not in self.devs:
+            raise ValueError(f"no device {dev_id}")
         del self.devs[dev_id]
 
     def set_weight(self, dev_id: int, weight: float) -> None:
+        if dev_id not in self.devs:
+            raise ValueError(f"no device {dev_id}")
+        if weight < 0:
+            raise ValueError("weight must not be negative")
         self.devs[dev_id].weight = weight
 
     def _targets(self, replicas: int) -> dict[int, float]:

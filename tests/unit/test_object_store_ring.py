@@ -74,3 +74,18 @@ def test_ring_round_trip_and_stable_placement(tmp_path):
     assert again.to_dict() == ring.to_dict()
     assert again.partition("AUTH_x", "c", "o") == ring.partition("AUTH_x", "c", "o")
     assert 0 <= ring.partition("AUTH_x") < ring.partition_count
+
+
+def test_handoffs_are_the_other_devices_other_zones_first():
+    b = RingBuilder(part_power=6, replicas=2)
+    for i, zone in enumerate((1, 2, 1, 3)):
+        b.add_dev(f"n{i}", "d1", zone=zone)
+    b.rebalance()
+    ring = b.get_ring()
+    for part in range(ring.partition_count):
+        primaries = {d.id for d in ring.nodes(part)}
+        handoffs = ring.handoffs(part)
+        assert {d.id for d in handoffs} == {0, 1, 2, 3} - primaries
+        zones = {d.zone for d in ring.nodes(part)}
+        fresh = [d.zone not in zones for d in handoffs]
+        assert fresh == sorted(fresh, reverse=True)  # unused zones come first

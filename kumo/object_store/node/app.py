@@ -7,10 +7,13 @@ makes all decisions about users and policy, the node only stores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import anyio.to_thread
@@ -22,10 +25,16 @@ from starlette.routing import Route
 from kumo.object_store import ranges
 from kumo.object_store.errors import SwiftError
 from kumo.object_store.http import RawResponse
+from kumo.object_store.node import replication
 from kumo.object_store.node.brokers import AccountBroker, Broker, ContainerBroker, Info
-from kumo.object_store.node.diskfile import ObjectDir, ObjectFile, expired
+from kumo.object_store.node.diskfile import META_TS, ObjectDir, ObjectFile, expired
+from kumo.object_store.node.updates import ListingUpdate, queue_expiring, save_async_pending, send_update
 from kumo.object_store.utils import hash_path, http_date, now_ts
 
+if TYPE_CHECKING:
+    from kumo.object_store.cluster import Cluster
+
+VERIFY_MAX = 4 * 1024 * 1024  # whole GETs up to this size are checked before the first byte
 _DEVICE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # headers kept as an object's metadata, besides the ones the node computes
 _OBJECT_META = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
@@ -57,9 +66,18 @@ def _meta_from(headers: Any, prefixes: tuple[str, ...], keep: tuple[str, ...]) -
 
 
 class StorageNode:
-    def __init__(self, root: Path, hash_suffix: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        hash_suffix: str = "",
+        *,
+        cluster: Cluster | None = None,
+        reclaim_age: float = 604800.0,
+    ) -> None:
         self.root = root
         self.hash_suffix = hash_suffix
+        self.cluster = cluster  # the ring and the peers: for listing updates and replication
+        self.reclaim_age = reclaim_age
 
     def device(self, name: str) -> Path:
         if not _DEVICE.match(name):
@@ -69,7 +87,9 @@ class StorageNode:
         return path
 
     def broker(self, kind: str, device: str, part: str, *names: str) -> Broker:
-        h = hash_path(*names, suffix=self.hash_suffix)
+        return self.broker_by_hash(kind, device, part, hash_path(*names, suffix=self.hash_suffix))
+
+    def broker_by_hash(self, kind: str, device: str, part: str, h: str) -> Broker:
         path = self.device(device) / (kind + "s") / part / h[-3:] / h / f"{h}.db"
         return (AccountBroker if kind == "account" else ContainerBroker)(path)
 
@@ -81,6 +101,12 @@ class StorageNode:
             .split("/", 5)
         )
         try:
+            if parts[0] == "replicate":
+                return await replication.handle(
+                    self, request, unquote(request.url.path).lstrip("/").split("/")[1:]
+                )
+            if parts[0] == "ring" and len(parts) == 1:
+                return await self.ring_file(request)
             if len(parts) < 4 or not parts[2].isdigit():
                 raise SwiftError(400, "Invalid path")
             server, device, part, names = parts[0], parts[1], parts[2], parts[3:]
@@ -95,6 +121,8 @@ class StorageNode:
                     self.account, request, device, part, names, await request.body()
                 )
             raise SwiftError(400, "Invalid path")
+        except (ValueError, UnicodeDecodeError):
+            return RawResponse(400, {"content-type": "text/html; charset=UTF-8"}, b"Bad request body")
         except SwiftError as err:
             return RawResponse(
                 err.status, {"content-type": "text/html; charset=UTF-8", **err.headers}, err.body()
@@ -102,11 +130,53 @@ class StorageNode:
 
     # ---- objects -------------------------------------------------------------------------------
 
+    async def ring_file(self, request: Request) -> Response:
+        if self.cluster is None:
+            raise SwiftError(404)
+        if request.method == "GET":
+            data = await anyio.to_thread.run_sync(self.cluster.ring_path.read_bytes)
+            return RawResponse(200, {"x-ring-version": str(self.cluster.ring.version)}, data)
+        if request.method == "PUT":
+            body = await request.body()
+            try:
+                taken = await anyio.to_thread.run_sync(self.cluster.accept, body)
+            except (ValueError, OSError, KeyError, TypeError, EOFError, zlib.error) as exc:
+                raise SwiftError(400, f"Bad ring file: {exc}") from None
+            return RawResponse(201 if taken else 202, {"x-ring-version": str(self.cluster.ring.version)})
+        raise SwiftError(405)
+
+    async def _listing_update(
+        self, request: Request, objdir: ObjectDir, op: str, names: tuple[str, str, str], meta: dict[str, str]
+    ) -> dict[str, str]:
+        """Tell the container replica the proxy named; keep the update as an async pending if it fails."""
+        part = request.headers.get("x-container-partition", "")
+        target = request.headers.get("x-container-device", "")
+        if not part.isdigit() or "/" not in target:
+            return {}
+        update = ListingUpdate(op, *names, meta)
+        stats = None
+        node, _, dev = target.partition("/")
+        if self.cluster is not None:
+            try:
+                client = self.cluster.client(node)
+            except LookupError:
+                client = None
+            if client is not None:
+                stats = await send_update(client, dev, part, update)
+        if stats is None:
+            await anyio.to_thread.run_sync(
+                save_async_pending, objdir.device_root, update, self.hash_suffix, []
+            )
+            return {"x-backend-container-update": "async"}
+        out = {"x-backend-container-update": "ok"}
+        out.update({"x-backend-container-" + k[2:]: v for k, v in stats.items()})
+        return out
+
     async def object(self, request: Request, device: str, part: str, a: str, c: str, o: str) -> Response:
         objdir = ObjectDir(self.device(device), int(part), hash_path(a, c, o, suffix=self.hash_suffix))
         method = request.method
         if method == "PUT":
-            return await self._put_object(request, objdir, f"/{a}/{c}/{o}")
+            return await self._put_object(request, objdir, (a, c, o))
         obj = await anyio.to_thread.run_sync(objdir.open)
         if obj is not None and expired(obj.metadata):
             if method == "DELETE" and request.headers.get("x-if-delete-at"):
@@ -127,8 +197,12 @@ class StorageNode:
                 return RawResponse(412 if obj is not None else 404, {})
             if obj is not None and float(obj.timestamp) >= float(ts):
                 return RawResponse(409, {"x-backend-timestamp": obj.timestamp})
+            newest = objdir.newest()
+            if newest is not None and float(newest[0]) >= float(ts):
+                return RawResponse(404 if obj is None else 409, {"x-backend-timestamp": newest[0]})
             await anyio.to_thread.run_sync(objdir.delete, ts)
-            return RawResponse(204 if obj is not None else 404, {"x-backend-timestamp": ts})
+            extra = await self._listing_update(request, objdir, "DELETE", (a, c, o), {"x-timestamp": ts})
+            return RawResponse(204 if obj is not None else 404, {"x-backend-timestamp": ts, **extra})
         if obj is None:
             newest = objdir.newest()
             return RawResponse(404, {"x-backend-timestamp": newest[0]} if newest else {})
@@ -140,13 +214,29 @@ class StorageNode:
             meta["content-type"] = obj.metadata.get("content-type", "application/octet-stream")
             meta.update(_meta_from(request.headers, _OBJECT_META, _OBJECT_KEEP))
             meta = {k: v for k, v in meta.items() if v != "" or k.startswith("x-object-meta-")}
+            meta[META_TS] = ts
             await anyio.to_thread.run_sync(objdir.update_metadata, obj, meta)
+            if meta.get("x-delete-at"):
+                await anyio.to_thread.run_sync(
+                    queue_expiring,
+                    objdir.device_root,
+                    meta["x-delete-at"],
+                    int(part),
+                    meta["name"],
+                    objdir.hash,
+                )
             return RawResponse(202, {"x-backend-timestamp": ts})
         if method in ("GET", "HEAD"):
+            if method == "GET" and not request.headers.get("range") and obj.size <= VERIFY_MAX:
+                data = await anyio.to_thread.run_sync(_read_verified, objdir, obj)
+                if data is None:  # corrupt: quarantined; the proxy asks another replica
+                    return RawResponse(404, {"x-backend-quarantined": "true"})
+                return self._get_object(request, obj, data)
             return self._get_object(request, obj)
         raise SwiftError(405)
 
-    async def _put_object(self, request: Request, objdir: ObjectDir, name: str) -> Response:
+    async def _put_object(self, request: Request, objdir: ObjectDir, names: tuple[str, str, str]) -> Response:
+        name = "/" + "/".join(names)
         headers = request.headers
         ts = headers.get("x-timestamp") or now_ts()
         if headers.get("if-none-match", "").strip() == "*":
@@ -175,11 +265,24 @@ class StorageNode:
         except BaseException:
             writer.abort()
             raise
-        return RawResponse(201, {"etag": etag, "x-backend-timestamp": ts, "last-modified": http_date(ts)})
+        if meta.get("x-delete-at"):
+            await anyio.to_thread.run_sync(
+                queue_expiring, objdir.device_root, meta["x-delete-at"], objdir.part, name, objdir.hash
+            )
+        update = {
+            "x-timestamp": ts,
+            "x-size": str(writer.size),
+            "x-content-type": headers.get("x-backend-container-content-type") or meta["content-type"],
+            "x-etag": etag,
+        }
+        extra = await self._listing_update(request, objdir, "PUT", names, update)
+        return RawResponse(
+            201, {"etag": etag, "x-backend-timestamp": ts, "last-modified": http_date(ts), **extra}
+        )
 
-    def _get_object(self, request: Request, obj: ObjectFile) -> Response:
+    def _get_object(self, request: Request, obj: ObjectFile, data: bytes | None = None) -> Response:
         meta = obj.metadata
-        headers = {k: v for k, v in meta.items() if k not in ("name", "content-length", "etag")}
+        headers = {k: v for k, v in meta.items() if k not in ("name", "content-length", "etag", META_TS)}
         headers.update(
             {
                 "etag": meta["etag"],
@@ -216,7 +319,14 @@ class StorageNode:
 
         if wanted is None:
             headers["content-length"] = str(size)
-            return RawResponse(200, headers, read(0, size - 1) if size else b"", head=head)
+            if data is not None:
+                return RawResponse(200, headers, data, head=head)
+            return RawResponse(
+                200,
+                headers,
+                verified(read(0, size - 1), objdir_of(obj), meta["etag"]) if size else b"",
+                head=head,
+            )
         if len(wanted) == 1:
             start, end = wanted[0]
             headers["content-length"] = str(end - start + 1)
@@ -360,8 +470,47 @@ class StorageNode:
         return RawResponse(200, headers, json.dumps(rows).encode())
 
 
-def create_node_app(root: Path, hash_suffix: str = "") -> Starlette:
-    node = StorageNode(root, hash_suffix)
+def _read_verified(objdir: ObjectDir, obj: ObjectFile) -> bytes | None:
+    """A small object's bytes, checked against its ETag; a mismatch quarantines it."""
+    try:
+        data = obj.path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if hashlib.md5(data).hexdigest() != obj.metadata.get("etag"):
+        objdir.quarantine("etag mismatch on read")
+        return None
+    return data
+
+
+def objdir_of(obj: ObjectFile) -> ObjectDir:
+    d = obj.path.parent
+    return ObjectDir(d.parent.parent.parent.parent, int(d.parent.parent.name), d.name)
+
+
+async def verified(chunks: AsyncIterator[bytes], objdir: ObjectDir, etag: str) -> AsyncIterator[bytes]:
+    """Stream a whole object, quarantining it afterwards if its bytes do not match its ETag.
+
+    The reader has the bytes by then; the connection is cut so that it sees a short read
+    rather than a clean end, and the next reader gets a good replica.
+    """
+    md5 = hashlib.md5()
+    async for chunk in chunks:
+        md5.update(chunk)
+        yield chunk
+    if md5.hexdigest() != etag:
+        await anyio.to_thread.run_sync(objdir.quarantine, "etag mismatch on read")
+        raise SwiftError(500, "object corrupt")
+
+
+def create_node_app(
+    root: Path, hash_suffix: str = "", *, cluster: Cluster | None = None, reclaim_age: float = 604800.0
+) -> Starlette:
+    if cluster is None and (root.parent / "object.ring.gz").is_file():
+        # a node built without the cluster view still finds its peers through the ring beside it
+        from kumo.object_store.cluster import Cluster
+
+        cluster = Cluster(root.parent / "object.ring.gz")
+    node = StorageNode(root, hash_suffix, cluster=cluster, reclaim_age=reclaim_age)
     methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
     app = Starlette(routes=[Route("/{path:path}", node.handle, methods=methods)])
     app.state.node = node

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,7 @@ class Broker:
     def create(self, name: str, timestamp: str, storage_policy: str = "") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._conn() as conn:
+            conn.execute("PRAGMA journal_mode = WAL")  # commits without a journal file's fsyncs
             conn.executescript(_SCHEMA[self.kind] + _STAT)
             conn.execute(
                 "INSERT OR IGNORE INTO stat (id, name, created_at, put_timestamp, storage_policy)"
@@ -145,6 +147,86 @@ class Broker:
                 current[key] = [value, timestamp]
         current = {k: v for k, v in current.items() if v[0] != ""}
         conn.execute("UPDATE stat SET metadata = ?", (json.dumps(current),))
+
+    # ---- replication ---------------------------------------------------------------------------
+
+    def db_id(self) -> str:
+        """A random id of this copy of the DB; a peer keeps its sync point against it."""
+        with self._tx() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS replica (id TEXT NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS sync_point (remote_id TEXT PRIMARY KEY, point INTEGER)")
+            row = conn.execute("SELECT id FROM replica").fetchone()
+            if row is None:
+                row = (uuid.uuid4().hex,)
+                conn.execute("INSERT INTO replica (id) VALUES (?)", row)
+        return str(row[0])
+
+    def sync_point(self, remote_id: str) -> int:
+        self.db_id()
+        with self._conn() as conn:
+            row = conn.execute("SELECT point FROM sync_point WHERE remote_id = ?", (remote_id,)).fetchone()
+        return int(row[0]) if row else -1
+
+    def set_sync_point(self, remote_id: str, point: int) -> None:
+        self.db_id()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync_point (remote_id, point) VALUES (?, ?)", (remote_id, point)
+            )
+
+    def max_row(self) -> int:
+        with self._conn() as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(rowid), -1) FROM item").fetchone()[0])
+
+    def stat_dump(self) -> dict[str, Any]:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT name, created_at, put_timestamp, delete_timestamp, metadata, storage_policy FROM stat"
+            ).fetchone()
+        keys = ("name", "created_at", "put_timestamp", "delete_timestamp", "metadata", "storage_policy")
+        out = dict(zip(keys, row, strict=True))
+        out["metadata"] = json.loads(out["metadata"])
+        return out
+
+    def merge_stat(self, stat: dict[str, Any]) -> None:
+        """Take a replica's timestamps and metadata (newest of each wins); create the DB if missing."""
+        if not self.exists():
+            self.create(stat["name"], stat["created_at"], stat.get("storage_policy", ""))
+        with self._tx() as conn:
+            created, put_ts, del_ts, meta = conn.execute(
+                "SELECT created_at, put_timestamp, delete_timestamp, metadata FROM stat"
+            ).fetchone()
+            current = json.loads(meta)
+            for key, (value, ts) in stat.get("metadata", {}).items():
+                old = current.get(key)
+                if old is None or float(old[1]) < float(ts):
+                    current[key] = [value, ts]
+            conn.execute(
+                "UPDATE stat SET created_at = ?, put_timestamp = ?, delete_timestamp = ?, metadata = ?",
+                (
+                    min(created, stat["created_at"], key=float),
+                    max(put_ts, stat["put_timestamp"], key=float),
+                    max(del_ts, stat["delete_timestamp"], key=float),
+                    json.dumps(current),
+                ),
+            )
+
+    def merge_items(self, rows: list[list[Any]]) -> None:
+        raise NotImplementedError
+
+    def item_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def check_integrity(self) -> str | None:
+        """None when SQLite finds the file sound, else its complaint."""
+        try:
+            with self._conn() as conn:
+                rows = conn.execute("PRAGMA quick_check").fetchall()
+                conn.execute("SELECT name FROM stat").fetchone()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        result = "; ".join(str(r[0]) for r in rows)
+        return None if result == "ok" else result
 
     def mark_deleted(self, timestamp: str) -> None:
         with self._tx() as conn:
@@ -233,26 +315,46 @@ class ContainerBroker(Broker):
 
     def _upsert(self, name: str, ts: str, size: int, ctype: str, etag: str, *, deleted: int) -> None:
         with self._tx() as conn:
-            old = conn.execute(
-                "SELECT created_at, size, deleted FROM item WHERE name = ?", (name,)
-            ).fetchone()
-            if old is not None and float(old[0]) > float(ts):
-                return  # a newer update already arrived
-            d_count, d_bytes = 0, 0
-            if old is not None and not old[2]:
-                d_count, d_bytes = -1, -old[1]
-            if not deleted:
-                d_count, d_bytes = d_count + 1, d_bytes + size
-            conn.execute(
-                "INSERT OR REPLACE INTO item (name, created_at, size, content_type, etag, deleted)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (name, ts, size, ctype, etag, deleted),
-            )
-            conn.execute(
-                "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
-                " bytes_used = bytes_used + ?",
-                (d_count, d_count, d_bytes),
-            )
+            self._upsert_in(conn, name, ts, size, ctype, etag, deleted)
+
+    def merge_items(self, rows: list[list[Any]]) -> None:
+        """Rows from a replica: [name, created_at, size, content_type, etag, deleted]; newer wins."""
+        with self._tx() as conn:
+            for name, ts, size, ctype, etag, deleted in rows:
+                self._upsert_in(conn, name, ts, int(size), ctype, etag, int(deleted))
+
+    def item_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            return conn.execute(
+                "SELECT rowid, name, created_at, size, content_type, etag, deleted FROM item"
+                " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+
+    @staticmethod
+    def _upsert_in(
+        conn: sqlite3.Connection, name: str, ts: str, size: int, ctype: str, etag: str, deleted: int
+    ) -> None:
+        old = conn.execute("SELECT created_at, size, deleted FROM item WHERE name = ?", (name,)).fetchone()
+        if old is not None and (
+            float(old[0]) > float(ts) or (float(old[0]) == float(ts) and old[2] == deleted)
+        ):
+            return  # a newer update already arrived
+        d_count, d_bytes = 0, 0
+        if old is not None and not old[2]:
+            d_count, d_bytes = -1, -old[1]
+        if not deleted:
+            d_count, d_bytes = d_count + 1, d_bytes + size
+        conn.execute(
+            "INSERT OR REPLACE INTO item (name, created_at, size, content_type, etag, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, ts, size, ctype, etag, deleted),
+        )
+        conn.execute(
+            "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
+            " bytes_used = bytes_used + ?",
+            (d_count, d_count, d_bytes),
+        )
 
 
 class AccountBroker(Broker):
@@ -264,38 +366,60 @@ class AccountBroker(Broker):
     def _row(self, row: tuple[Any, ...]) -> dict[str, Any]:
         return {"name": row[0], "put_timestamp": row[1], "count": row[2], "bytes": row[3]}
 
+    def merge_items(self, rows: list[list[Any]]) -> None:
+        """Rows from a replica: [name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted]."""
+        with self._tx() as conn:
+            for name, put_ts, delete_ts, count, used, _deleted in rows:
+                self._put_container_in(conn, name, put_ts, delete_ts, int(count), int(used))
+
+    def item_rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            return conn.execute(
+                "SELECT rowid, name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted"
+                " FROM item WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            ).fetchall()
+
     def put_container(
         self, name: str, put_ts: str, delete_ts: str, object_count: int, bytes_used: int
     ) -> None:
-        deleted = 1 if float(delete_ts) > float(put_ts) else 0
         with self._tx() as conn:
-            old = conn.execute(
-                "SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM item WHERE name = ?",
-                (name,),
-            ).fetchone()
-            if old is not None:
-                put_ts = max(put_ts, old[0], key=float)
-                delete_ts = max(delete_ts, old[1], key=float)
-                deleted = 1 if float(delete_ts) > float(put_ts) else 0
-            d_cont, d_obj, d_bytes = 0, 0, 0
-            if old is not None and not old[4]:
-                d_cont, d_obj, d_bytes = -1, -old[2], -old[3]
-            if not deleted:
-                d_cont, d_obj, d_bytes = d_cont + 1, d_obj + object_count, d_bytes + bytes_used
-            conn.execute(
-                "INSERT OR REPLACE INTO item (name, put_timestamp, delete_timestamp, object_count, bytes_used,"
-                " deleted) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    put_ts,
-                    delete_ts,
-                    object_count if not deleted else 0,
-                    bytes_used if not deleted else 0,
-                    deleted,
-                ),
-            )
-            conn.execute(
-                "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
-                " bytes_used = bytes_used + ?",
-                (d_cont, d_obj, d_bytes),
-            )
+            self._put_container_in(conn, name, put_ts, delete_ts, object_count, bytes_used)
+
+    @staticmethod
+    def _put_container_in(
+        conn: sqlite3.Connection, name: str, put_ts: str, delete_ts: str, object_count: int, bytes_used: int
+    ) -> None:
+        deleted = 1 if float(delete_ts) > float(put_ts) else 0
+        old = conn.execute(
+            "SELECT put_timestamp, delete_timestamp, object_count, bytes_used, deleted FROM item WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if old is not None:
+            put_ts = max(put_ts, old[0], key=float)
+            delete_ts = max(delete_ts, old[1], key=float)
+            deleted = 1 if float(delete_ts) > float(put_ts) else 0
+            if (old[0], old[1], old[2], old[3]) == (put_ts, delete_ts, object_count, bytes_used):
+                return  # nothing new (a replica sending back what it got from here)
+        d_cont, d_obj, d_bytes = 0, 0, 0
+        if old is not None and not old[4]:
+            d_cont, d_obj, d_bytes = -1, -old[2], -old[3]
+        if not deleted:
+            d_cont, d_obj, d_bytes = d_cont + 1, d_obj + object_count, d_bytes + bytes_used
+        conn.execute(
+            "INSERT OR REPLACE INTO item (name, put_timestamp, delete_timestamp, object_count, bytes_used,"
+            " deleted) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                put_ts,
+                delete_ts,
+                object_count if not deleted else 0,
+                bytes_used if not deleted else 0,
+                deleted,
+            ),
+        )
+        conn.execute(
+            "UPDATE stat SET item_count = item_count + ?, object_count = object_count + ?,"
+            " bytes_used = bytes_used + ?",
+            (d_cont, d_obj, d_bytes),
+        )

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 64 * 1024
+INVALID_FILE = "hashes.invalid"
+HASHES_FILE = "hashes.json"
+META_TS = "meta-timestamp"  # when a POST last changed the metadata (kept with it, never shown)
 
 
 @dataclass(slots=True)
@@ -69,8 +72,45 @@ def _write_json(path: Path, data: dict[str, str], tmp_dir: Path) -> None:
 
 class ObjectDir:
     def __init__(self, device_root: Path, partition: int, name_hash: str) -> None:
+        self.device_root = device_root
         self.tmp = device_root / "tmp"
-        self.dir = device_root / "objects" / str(partition) / name_hash[-3:] / name_hash
+        self.hash = name_hash
+        self.part = partition
+        self.part_dir = device_root / "objects" / str(partition)
+        self.dir = self.part_dir / name_hash[-3:] / name_hash
+
+    def invalidate(self) -> None:
+        """Tell the replicator that this object's suffix changed (its cached hash is stale)."""
+        with contextlib.suppress(OSError):
+            self.part_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.part_dir / INVALID_FILE, "a") as fh:
+                fh.write(self.hash[-3:] + "\n")
+
+    def state(self) -> tuple[str, str, str] | None:
+        """(timestamp, "data" or "ts", metadata timestamp) of the newest file, as the replicator sees it."""
+        newest = self.newest()
+        if newest is None:
+            return None
+        meta_ts = ""
+        if newest[1] == "data":
+            obj = self.open()
+            if obj is None:
+                return None
+            meta_ts = obj.metadata.get(META_TS, "")
+        return newest[0], newest[1], meta_ts
+
+    def quarantine(self, reason: str) -> Path | None:
+        """Move the object's directory aside (the replicator then restores a good copy)."""
+        dest = self.device_root / "quarantined" / "objects" / f"{self.hash}-{time.time():.5f}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self.dir, dest)
+        except FileNotFoundError:
+            return None
+        with contextlib.suppress(OSError):
+            (dest / "reason").write_text(reason + "\n")
+        self.invalidate()
+        return dest
 
     def _files(self) -> list[str]:
         try:
@@ -89,13 +129,21 @@ class ObjectDir:
         return None
 
     def open(self) -> ObjectFile | None:
+        """The current object, or None; a data file whose size is not its recorded length is quarantined."""
         newest = self.newest()
         if newest is None or newest[1] != "data":
             return None
         path = self.dir / f"{newest[0]}.data"
         try:
             metadata = json.loads((self.dir / f"{newest[0]}.data.json").read_text())
-        except (FileNotFoundError, ValueError):
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            self.quarantine("unreadable metadata")
+            return None
+        if str(size) != metadata.get("content-length"):
+            self.quarantine(f"size {size} != content-length {metadata.get('content-length')}")
             return None
         return ObjectFile(path, metadata)
 
@@ -104,10 +152,12 @@ class ObjectDir:
         return ObjectWriter(self)
 
     def update_metadata(self, obj: ObjectFile, metadata: dict[str, str]) -> None:
+        self.invalidate()
         self.tmp.mkdir(parents=True, exist_ok=True)
         _write_json(obj.path.with_name(obj.path.name + ".json"), metadata, self.tmp)
 
     def delete(self, timestamp: str) -> None:
+        self.invalidate()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
@@ -147,6 +197,7 @@ class ObjectWriter:
         d.mkdir(parents=True, exist_ok=True)
         _write_json(d / f"{ts}.data.json", metadata, self.objdir.tmp)
         os.replace(self.tmp_path, d / f"{ts}.data")  # the commit point
+        self.objdir.invalidate()
         _fsync_dir(d)
         self.objdir.cleanup(keep=f"{ts}.data")
 

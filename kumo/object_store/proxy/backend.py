@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 
+from kumo.object_store.cluster import Cluster
 from kumo.object_store.ring import Device, Ring
 from kumo.object_store.utils import quote_path
 
@@ -59,10 +61,27 @@ def best_status(statuses: list[int], n: int) -> int:
     return 503
 
 
+ERROR_LIMIT_SECONDS = 10.0  # a node that refused a connection is skipped this long
+
+
 class Backend:
-    def __init__(self, ring: Ring, clients: dict[str, httpx.AsyncClient]) -> None:
-        self.ring = ring
-        self.clients = clients
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.down_until: dict[str, float] = {}
+
+    def is_down(self, dev: Device) -> bool:
+        return self.down_until.get(dev.node, 0.0) > time.monotonic()
+
+    def write_devs(self, part: int, devs: list[Device]) -> list[Device]:
+        """The primaries, with a handoff in place of each one known to be down (Swift's error limiting)."""
+        if not any(self.is_down(d) for d in devs):
+            return devs
+        spare = [h for h in self.ring.handoffs(part) if not self.is_down(h)]
+        return [d if not self.is_down(d) or not spare else spare.pop(0) for d in devs]
+
+    @property
+    def ring(self) -> Ring:
+        return self.cluster.ring
 
     def locate(self, *names: str) -> tuple[int, list[Device]]:
         part = self.ring.partition(*names)
@@ -83,8 +102,8 @@ class Backend:
         content: Any,
         stream: bool,
     ) -> NodeResponse | None:
-        client = self.clients[dev.node]
         try:
+            client = self.cluster.client(dev.node)
             req = client.build_request(
                 method,
                 self._url(dev, server, part, names),
@@ -93,8 +112,12 @@ class Backend:
                 content=content,
             )
             resp = await client.send(req, stream=True)
-        except httpx.HTTPError:
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            self.down_until[dev.node] = time.monotonic() + ERROR_LIMIT_SECONDS
             return None
+        except (httpx.HTTPError, LookupError):
+            return None
+        self.down_until.pop(dev.node, None)
         if stream and method == "GET" and resp.status_code < 300:
             return NodeResponse(resp.status_code, resp.headers, stream=resp)
         try:
@@ -116,11 +139,39 @@ class Backend:
         part, devs = self.locate(
             *names[:3] if server == "object" else names[:2] if server == "container" else names[:1]
         )
+        extra = self.listing_targets(names) if server == "object" and method == "DELETE" else None
+        if method in ("PUT", "POST", "DELETE"):
+            devs = self.write_devs(part, devs)
         return list(
             await asyncio.gather(
-                *(self._send(d, server, part, names, method, headers, None, content, False) for d in devs)
+                *(
+                    self._send(
+                        d,
+                        server,
+                        part,
+                        names,
+                        method,
+                        {**(headers or {}), **(extra[i] if extra else {})},
+                        None,
+                        content,
+                        False,
+                    )
+                    for i, d in enumerate(devs)
+                )
             )
         )
+
+    def listing_targets(self, names: tuple[str, ...]) -> list[dict[str, str]]:
+        """For each object replica, the container replica it tells about the write (Swift pairs them)."""
+        part, devs = self.locate(names[0], names[1])
+        n = len(self.ring.assignment)
+        return [
+            {
+                "x-container-partition": str(part),
+                "x-container-device": f"{devs[i % len(devs)].node}/{devs[i % len(devs)].device}",
+            }
+            for i in range(n)
+        ]
 
     async def first(
         self,
@@ -134,12 +185,17 @@ class Backend:
         key = names[:3] if server == "object" else names[:2] if server == "container" else names[:1]
         part, devs = self.locate(*key)
         devs = random.sample(devs, len(devs))
+        devs.sort(key=self.is_down)  # nodes known to be down last
         failures: list[NodeResponse] = []
+        unreachable = 0
         for dev in devs:
             resp = await self._send(
                 dev, server, part, names, method, headers, query, None, server == "object"
             )
             if resp is None:
+                unreachable += 1
+                if unreachable == 1:  # what was written while it was down may sit on a handoff
+                    devs.extend(self.ring.handoffs(part)[:2])
                 continue
             if resp.status < 300 or resp.status in (304, 412, 416):
                 for f in failures:
@@ -157,10 +213,16 @@ class Backend:
     ) -> list[NodeResponse | None]:
         """Stream one body to every primary at once."""
         part, devs = self.locate(*names)
+        devs = self.write_devs(part, devs)
+        targets = self.listing_targets(names)
+        per_node = [{**headers, **targets[i]} for i in range(len(devs))]
         if len(devs) == 1 or isinstance(body, bytes):
             return list(
                 await asyncio.gather(
-                    *(self._send(d, "object", part, names, "PUT", headers, None, body, False) for d in devs)
+                    *(
+                        self._send(d, "object", part, names, "PUT", per_node[i], None, body, False)
+                        for i, d in enumerate(devs)
+                    )
                 )
             )
         queues: list[asyncio.Queue[bytes | None]] = [asyncio.Queue(maxsize=4) for _ in devs]
@@ -175,7 +237,9 @@ class Backend:
 
         async def send(i: int) -> NodeResponse | None:
             try:
-                return await self._send(devs[i], "object", part, names, "PUT", headers, None, feed(i), False)
+                return await self._send(
+                    devs[i], "object", part, names, "PUT", per_node[i], None, feed(i), False
+                )
             finally:
                 alive[i] = False
                 while not queues[i].empty():  # unblock a producer waiting on a full queue

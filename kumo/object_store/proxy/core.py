@@ -273,22 +273,25 @@ class Proxy:
         }
         await self.backend.all("account", (a, c), "PUT", fwd)
 
-    async def container_update(
-        self,
-        a: str,
-        c: str,
-        o: str,
-        method: str,
-        ts: str,
-        size: int = 0,
-        content_type: str = "",
-        etag: str = "",
-    ) -> None:
-        fwd = {"x-timestamp": ts, "x-size": str(size), "x-content-type": content_type, "x-etag": etag}
-        resps = await self.backend.all("container", (a, c, o), method, fwd)
-        good = [r for r in resps if r and r.status < 300]
-        if good:
-            await self._account_update(a, c, good[0].headers)
+    async def listing_updated(self, a: str, c: str, resps: list[NodeResponse | None]) -> None:
+        """The object nodes told the container; pass its new totals on to the account.
+
+        When no container replica took the update (they are down), the object nodes keep it
+        as an async pending and their updater sends it, and the account totals, later.
+        """
+        for r in resps:
+            if r is not None and r.headers.get("x-backend-container-update") == "ok":
+                stats = {
+                    k: r.headers.get("x-backend-container-" + k[2:], "0")
+                    for k in (
+                        "x-put-timestamp",
+                        "x-delete-timestamp",
+                        "x-container-object-count",
+                        "x-container-bytes-used",
+                    )
+                }
+                await self._account_update(a, c, stats)
+                return
 
     # ---- objects -------------------------------------------------------------------------------
 
@@ -334,12 +337,11 @@ class Proxy:
             ts = now_ts()
             resps = await self.backend.all("object", (a, c, o), "DELETE", {"x-timestamp": ts})
             statuses = [r.status for r in resps if r]
+            await self.listing_updated(a, c, resps)
             if any(s == 204 for s in statuses):
-                await self.container_update(a, c, o, "DELETE", ts)
                 return text(204, b"")
             status = best_status(statuses, len(resps))
             if status == 404 or 404 in statuses:
-                await self.container_update(a, c, o, "DELETE", ts)
                 return error(404)
             return error(status)
         return error(405)
@@ -381,8 +383,7 @@ class Proxy:
         resps = await self.backend.all(
             "object", (a, c, o), "DELETE", {"x-timestamp": ts, "x-if-delete-at": delete_at}
         )
-        if any(r and r.status == 204 for r in resps):
-            await self.container_update(a, c, o, "DELETE", ts)
+        await self.listing_updated(a, c, resps)
 
     async def put_object(self, req: Req, info: dict[str, str]) -> Resp:
         a, c, o = req.account, req.container, req.obj
@@ -415,6 +416,9 @@ class Proxy:
             fwd.pop("content-length", None)
         ts = now_ts()
         fwd["x-timestamp"] = ts
+        listed_type = ctype + req.environ.get("symlink_ctype_suffix", "")
+        if listed_type != ctype:
+            fwd["x-backend-container-content-type"] = listed_type
         body = req.body if req.body is not None else b""
         resps = await self.backend.put_stream((a, c, o), fwd, body)
         statuses = [r.status for r in resps if r]
@@ -429,9 +433,7 @@ class Proxy:
             return error(status)
         good = [r for r in resps if r and r.status < 300]
         etag = good[0].headers.get("etag", "")
-        size = int(length) if length and not chunked else await self._object_size(a, c, o)
-        listed_type = ctype + req.environ.get("symlink_ctype_suffix", "")
-        await self.container_update(a, c, o, "PUT", ts, size, listed_type, etag)
+        await self.listing_updated(a, c, good)
         return Resp(
             201,
             {
@@ -442,10 +444,6 @@ class Proxy:
             },
             b"",
         )
-
-    async def _object_size(self, a: str, c: str, o: str) -> int:
-        node = await self.backend.first("object", (a, c, o), "HEAD")
-        return int(node.headers.get("content-length", "0")) if node.status < 300 else 0
 
 
 def _db_headers(headers: dict[str, str]) -> dict[str, str]:
