@@ -90,6 +90,10 @@ class NetworkAgent:
         self._present = present = await asyncio.to_thread(self.driver.observe_ports)
         self.doc, self.revision = doc, int(doc.get("revision", -1))
         self.desired = d = translate.desired(doc, self.host, present, self.driver.port_device)
+        if not self.config.dhcp:  # DHCP lives on the network nodes
+            d.dhcp, d.dhcp_ports = {}, {}
+        if not self.config.l3:  # and so do routers and floating IPs
+            d.routers, d.router_ports = {}, {}
         self.networks.update({self.driver.network_key(s): s for s in d.networks.values()})
         self.dhcp.update({self.driver.dhcp_key(s): s for s in d.dhcp.values()})
         self.routers.update({self.driver.router_key(s): s for s in d.routers.values()})
@@ -120,6 +124,9 @@ class NetworkAgent:
         start = True
         while True:
             for agent_type, binary in AGENT_TYPES:
+                if (agent_type == "DHCP agent" and not self.config.dhcp) or (
+                        agent_type in ("L3 agent", "Metadata agent") and not self.config.l3):
+                    continue
                 try:
                     await self.api.report({
                         "agent_type": agent_type, "binary": binary, "host": self.host, "topic": "N/A",
@@ -160,7 +167,7 @@ class NetworkAgent:
         for pid, rid in d.router_ports.items():
             spec = d.routers[rid]
             wanted[("port", pid)] = "ACTIVE" if routers_done.get(self.driver.router_key(spec)) == spec else "DOWN"
-        for fip in self.doc.get("floating_ips") or ():
+        for fip in (self.doc.get("floating_ips") or ()) if self.config.l3 else ():
             rid = fip.get("router_id")
             spec = d.routers.get(rid) if rid else None
             up = (spec is not None and fip.get("fixed_ip_address")

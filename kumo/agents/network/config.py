@@ -37,6 +37,11 @@ class AgentSettings(BaseModel):
     firewall_accept: tuple[str, ...] = ("ktap+", "kv+")
     # Where metadata proxies forward guests' requests ("" -> <base_url>/compute-metadata).
     metadata_url: str = ""
+    # Multi-node: a compute-only node wires its own ports but hosts no DHCP and no routers.
+    dhcp: bool = True
+    l3: bool = True
+    # One agent per host (they share the KUMO-* chains); a per-node file when namespaces are hosts.
+    lock_file: Path = Path("/run/kumo-network-agent.lock")
     resync_interval: float = 60.0
     poll_wait: int = 30
     heartbeat_interval: float = 10.0

@@ -52,7 +52,7 @@ async def network_agent(
         return
     lock = None
     if config.driver in ("auto", "linux") and host.why_not_linux() is None:
-        lock = host.host_lock()
+        lock = host.host_lock(config.lock_file)
         if lock is None:
             say("network data plane not started: another kumo network agent runs on this host")
             yield None

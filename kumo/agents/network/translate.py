@@ -64,6 +64,8 @@ def desired(doc: Doc, host: str, present_devices: set[str] | None = None,
     subnets = {s["id"]: _subnet(s) for s in doc.get("subnets") or []}
     nets = {n["id"]: n for n in doc.get("networks") or []}
     out = Desired()
+    # VXLAN head-end replication: every other host's tunnel endpoint (AGENT_API.md, tunnel_endpoints)
+    peers = tuple(sorted({t["ip"] for t in doc.get("tunnel_endpoints") or () if t.get("host") != host and t.get("ip")}))
     for n in nets.values():
         seg = _segment(n)
         out.networks[n["id"]] = NetworkSpec(
@@ -71,6 +73,7 @@ def desired(doc: Doc, host: str, present_devices: set[str] | None = None,
             segmentation_id=seg.get("segmentation_id"), mtu=int(n.get("mtu") or 1500),
             external=bool(n.get("router_external")),
             subnets=tuple(subnets[s] for s in n.get("subnet_ids") or () if s in subnets),
+            vxlan_peers=peers if seg.get("network_type") == "vxlan" else (),
         )
     ports = list(doc.get("ports") or [])
     _dhcp(out, ports, nets, subnets)

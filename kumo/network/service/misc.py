@@ -175,6 +175,8 @@ class Misc(FloatingIPs):
                 self.bump(s)
             else:
                 a.binary = data["binary"]
+                if (a.configurations or {}).get("tunnel_ip") != conf.get("tunnel_ip"):
+                    self.bump(s)  # the other hosts' VXLAN peers change
                 a.configurations = conf
                 a.heartbeat_timestamp = ts
                 if data.get("start_flag"):
@@ -537,8 +539,12 @@ class Misc(FloatingIPs):
                     "remote_group_id": rule.remote_group_id})
             groups = [{"id": g.id, "name": g.name, "project_id": g.project_id, "stateful": g.stateful,
                        "rules": rules.get(g.id, [])} for g in s.scalars(select(m.SecurityGroup))]
+            tunnels = sorted({(a.host, (a.configurations or {}).get("tunnel_ip"))
+                              for a in self._agents_of_type(s, "Linux bridge agent")
+                              if (a.configurations or {}).get("tunnel_ip")})
             return {"revision": revision, "generated_at": iso(now()), "networks": networks, "subnets": subnets,
-                    "ports": ports, "routers": routers, "floating_ips": fip_docs, "security_groups": groups}
+                    "ports": ports, "routers": routers, "floating_ips": fip_docs, "security_groups": groups,
+                    "tunnel_endpoints": [{"host": h, "ip": ip} for h, ip in tunnels]}
 
         return self.read(run)
 
