@@ -108,3 +108,19 @@ def test_snapshot_of_a_stopped_server_and_a_deleted_image(demo, server_id: str):
     assert len(act["events"]) == 1 and act["events"][0]["event"] == "compute_snapshot_instance"
     assert nova.post(f"/servers/{server_id}/action", json={"os-start": None}).status_code == 202
     _idle(nova, server_id, "ACTIVE")
+
+
+def test_shelve_uploads_the_disk_then_unshelve_brings_the_server_back(demo, server_id: str):
+    nova, glance, project = demo
+    name = nova.get(f"/servers/{server_id}").json()["server"]["name"]
+    assert nova.post(f"/servers/{server_id}/action", json={"shelve": None}).status_code == 202
+    _idle(nova, server_id, "SHELVED_OFFLOADED")
+    shelved = glance.get("/images", params={"name": f"{name}-shelved"}).json()["images"]
+    assert len(shelved) == 1
+    image = _image_settles(glance, shelved[0]["id"])
+    assert image is not None and image["status"] == "active" and image["owner"] == project
+    assert image["size"] == len(FAKE_DISK) and image["disk_format"] == "raw"
+    assert glance.get(f"/images/{image['id']}/file").content == FAKE_DISK  # the driver's disk, via the agent
+    assert nova.post(f"/servers/{server_id}/action", json={"unshelve": None}).status_code == 202
+    _idle(nova, server_id, "ACTIVE")
+    assert glance.get(f"/images/{image['id']}").status_code == 404  # unshelve removes the shelved image

@@ -274,6 +274,10 @@ class ComputeAgent:
                 d.ensure_stopped(spec.id)
                 return PowerState.SHUTDOWN  # a stopped server stays stopped through resize/revert
             return d.ensure_running(spec)
+        if op == "shelve" and pending.get("image_url"):  # snapshot into <name>-shelved, then offload
+            from kumo.agents.compute import snapshot
+
+            snapshot.run(d, self.credentials, spec.id, pending, getattr(d, "root", None))
         if op in ("delete", "shelve"):
             d.ensure_deleted(spec.id)
             if pending.get("snapshot_image_url"):  # deleted while a snapshot was queued or running

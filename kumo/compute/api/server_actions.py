@@ -133,13 +133,13 @@ async def _shelve(call: Call, sid: str) -> Response:
     if server.vm_state not in ("active", "stopped", "paused", "suspended") or server.task_state is not None:
         raise Conflict(f"Cannot 'shelve' instance {sid} while it is in vm_state {server.vm_state}")
     peers = Peers(call.ctx, service.extras)
+    fmt = await anyio.to_thread.run_sync(snapshots.disk_format, service, server)
     image = await peers.create_image({"name": f"{server.name}-shelved", "container_format": "bare",
-                                      "disk_format": "raw", "image_type": "snapshot", "instance_uuid": sid})  # fmt: skip
-    await peers.upload_image(image["id"], b"\0" * 65536)
+                                      "disk_format": fmt, "image_type": "snapshot", "instance_uuid": sid})  # fmt: skip
+    # the agent of the server's host uploads the disk (as for createImage), then offloads the VM
+    op = {"image_id": image["id"], "image_url": f"{peers.image_url}/v2/images/{image['id']}"}
     try:
-        await anyio.to_thread.run_sync(
-            lambda: actions.start_action(service, call.ctx, sid, "shelve", {"image_id": image["id"]})
-        )
+        await anyio.to_thread.run_sync(lambda: actions.start_action(service, call.ctx, sid, "shelve", op))
     except Exception:
         await peers.delete_image(image["id"])
         raise
