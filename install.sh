@@ -19,9 +19,12 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3-venv
 fi
 
-# The network data plane (bridges, namespaces, dnsmasq, iptables) runs when kumo runs as root.
+# The data plane runs when kumo runs as root: the network (bridges, namespaces, dnsmasq,
+# iptables), real VMs (QEMU; the tiny image is built from Debian packages), volumes (qemu-img)
+# and the browser console page (noVNC).
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt_install iproute2 dnsmasq-base iptables
+    apt_install iproute2 dnsmasq-base iptables qemu-system-x86 qemu-utils \
+        busybox-static syslinux syslinux-common mtools dosfstools fdisk novnc
 fi
 
 STAMP=.venv/.kumo-install

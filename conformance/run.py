@@ -76,6 +76,14 @@ KUMO_ENV = {
     "KUMO_IDENTITY__LOCKOUT_DURATION": "5",
     "KUMO_IDENTITY__UNIQUE_LAST_PASSWORD_COUNT": "2",
     "KUMO_IDENTITY__MINIMUM_PASSWORD_AGE": "0",
+    # Tempest's web-download test fetches an image this harness serves from the cloud's own
+    # object storage on 127.0.0.1 (tempest_conf.seed_web_image), which kumo refuses by default.
+    "KUMO_IMAGE__WEB_DOWNLOAD_ALLOW_HOSTS": '["127.0.0.1"]',
+    # As DevStack's glance jobs for the location tests: image bodies list their locations.
+    "KUMO_IMAGE__SHOW_MULTIPLE_LOCATIONS": "true",
+    # Store weights (as the tempest-glance-store-weight job), in the order Tempest's other
+    # multi-store waiters expect (they compare an image's stores sorted by name).
+    "KUMO_IMAGE__STORE_WEIGHTS": '{"file": 100, "swift": 50}',
     # Tempest's API tests (run_validation = false) never send traffic into guests, so the
     # harness's kumo runs the fake network and compute drivers: hundreds of short-lived
     # networks need no bridges or dnsmasq, and the run leaves nothing on the host.

@@ -512,6 +512,102 @@ def _find_id(cloud: Cloud, url: str, key: str, name: str) -> str | None:
 SEED_IMAGE_BYTES = 1 << 20
 
 
+def _tiny_qcow2(virtual: int = 1 << 26) -> bytes:
+    """A valid, empty qcow2 (version 2, no backing file): header, one L1 and refcount table."""
+    import struct
+
+    cluster = 1 << 16
+    header = bytearray(3 * cluster)
+    struct.pack_into(">4sIQIIQIIQQII", header, 0, b"QFI\xfb", 2, 0, 0, 16, virtual, 0, 1, 2 * cluster,
+                     cluster, 1, 0)  # fmt: skip
+    return bytes(header)
+
+
+def seed_web_image(cloud: Cloud, swift_url: str) -> str | None:
+    """Put a tiny qcow2 in a public-read container; its URL if an anonymous GET works."""
+    container = swift_url + "/kumo-tempest-web"
+    made = http("PUT", container, token=cloud.token, headers={"X-Container-Read": ".r:*,.rlistings"})
+    if made.status not in (201, 202, 204):
+        return None
+    url = container + "/tiny.qcow2"
+    req = urllib.request.Request(
+        url, data=_tiny_qcow2(), method="PUT",
+        headers={"X-Auth-Token": cloud.token, "Content-Type": "application/octet-stream"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:  # noqa: S310 - local cloud URL
+            if resp.status != 201:
+                return None
+    except (urllib.error.URLError, OSError):
+        return None
+    return url if http("GET", url).status == 200 else None
+
+
+def _ws_first_frame(url: str, timeout: float = 10.0) -> bytes | None:
+    """Open the websocket noVNC would open for ``url`` (``ws://host:port/<path param>``); the first
+    frame's payload, or None when the upgrade is refused or nothing arrives."""
+    import base64
+    import socket
+
+    parts = urllib.parse.urlparse(url)
+    path = urllib.parse.parse_qs(parts.query).get("path", ["websockify"])[0]
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    request = (f"GET /{path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n")  # fmt: skip
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout) as sock:
+            sock.sendall(request.encode())
+            data = b""
+            while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 2:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            head, rest = data.split(b"\r\n\r\n", 1)
+            if not head.startswith(b"HTTP/1.1 101"):
+                return None
+            length = rest[1] & 127
+            while len(rest) < 2 + length:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return None
+                rest += chunk
+            return rest[2 : 2 + length]
+    except OSError:
+        return None
+
+
+def vnc_console_probe(cloud: Cloud, compute_url: str, image_id: str, flavor_id: str) -> bool:
+    """Boot a server, ask for its noVNC console, fetch noVNC's page and see RFB bytes on the websocket."""
+    mv = {"OpenStack-API-Version": "compute 2.37"}
+    body = {"server": {"name": "tempest-conf-vnc-probe", "imageRef": image_id, "flavorRef": flavor_id,
+                       "networks": "none"}}  # fmt: skip
+    made = http("POST", compute_url + "/servers", token=cloud.token, body=body, headers=mv)
+    sid = ((made.json() or {}).get("server") or {}).get("id") if made.status == 202 else None
+    if not sid:
+        return False
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            status = ((http("GET", f"{compute_url}/servers/{sid}", token=cloud.token).json() or {}).get("server") or {}).get("status")
+            if status == "ACTIVE":
+                break
+            if status in ("ERROR", None) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        rc = http("POST", f"{compute_url}/servers/{sid}/remote-consoles", token=cloud.token, headers=mv,
+                  body={"remote_console": {"protocol": "vnc", "type": "novnc"}})  # fmt: skip
+        url = ((rc.json() or {}).get("remote_console") or {}).get("url") if rc.status == 200 else None
+        if not url:
+            return False
+        page = http("GET", url)
+        if page.status != 200 or b"noVNC" not in page.body or b"<script" not in page.body:
+            return False
+        return (_ws_first_frame(url) or b"").startswith(b"RFB ")
+    finally:
+        http("DELETE", f"{compute_url}/servers/{sid}", token=cloud.token)
+
+
 def seed_test_images(cloud: Cloud, image_url: str) -> list[str]:
     """Upload ``kumo-tiny`` and ``kumo-tiny-alt`` (public, raw) when the cloud lacks them.
 
@@ -717,9 +813,46 @@ def generate(
         if image_id:
             conf.set("compute", "image_ref", image_id, "image kumo-tiny")
             conf.set("compute", "image_ref_alt", alt_id or image_id, "image kumo-tiny-alt, else kumo-tiny")
+        compute_url = cloud.endpoint("compute") if available["nova"] else None
+        flavor_id = _find_id(cloud, compute_url + "/flavors", "flavors", "m1.tiny") if compute_url else None
+        vnc = bool(image_id and flavor_id and vnc_console_probe(cloud, compute_url, image_id, flavor_id))
+        facts["vnc_console"] = vnc
+        conf.set("compute-feature-enabled", "vnc_console", vnc,
+                 "probe: a server's noVNC URL serves noVNC and its websocket speaks RFB")  # fmt: skip
         imp = cloud.get(image_url + "/v2/info/import").json() or {}
         methods = ((imp.get("import-methods") or {}).get("value")) if isinstance(imp, dict) else None
         facts["image_import_methods"] = methods
+        swift_url = cloud.endpoint("object-store")
+        if harness_settings is not None and swift_url and methods and "web-download" in methods:
+            # web-download needs an http image: serve one from the cloud's own object storage
+            # (a public-read container) instead of the internet; the harness's kumo allows
+            # loopback URLs (KUMO_IMAGE__WEB_DOWNLOAD_ALLOW_HOSTS in run.py).
+            web_image = seed_web_image(cloud, swift_url)
+            facts["image_http_qcow2_image"] = web_image
+            if web_image:
+                conf.set("image", "http_qcow2_image", web_image, "a public object in this cloud's object storage")
+                conf.set("image", "http_image", web_image, "a public object in this cloud's object storage")
+        # locations: shown in image bodies (show_multiple_locations) and an http store
+        probe = http("POST", image_url + "/v2/images", token=cloud.token, body={"name": "kumo-probe-locations"})
+        probe_body = (probe.json() or {}) if probe.status == 201 else {}
+        if probe_body.get("id"):
+            http("DELETE", f"{image_url}/v2/images/{probe_body['id']}", token=cloud.token)
+        shows = isinstance(probe_body.get("locations"), list)
+        detail = cloud.get(image_url + "/v2/info/stores/detail").json() or {}
+        store_types = [s.get("type") for s in (detail.get("stores") or [])] if isinstance(detail, dict) else []
+        facts["image_store_types"] = store_types
+        conf.set("image-feature-enabled", "manage_locations", shows and "http" in store_types,
+                 f"image bodies list locations: {shows}; stores: {store_types}")  # fmt: skip
+        conf.set("image-feature-enabled", "http_store_enabled", "http" in store_types,
+                 f"GET {image_url}/v2/info/stores/detail types: {store_types}")  # fmt: skip
+        info = cloud.get(image_url + "/v2/info/stores").json() or {}
+        weights = {s.get("id"): s.get("weight") for s in (info.get("stores") or []) if isinstance(info, dict)}
+        weighted = any(w is not None for w in weights.values())
+        conf.set("image-feature-enabled", "store_weight_enabled", weighted,
+                 f"GET {image_url}/v2/info/stores weights: {weights}")  # fmt: skip
+        cache = cloud.get(image_url + "/v2/cache")
+        conf.set("image", "image_caching_enabled", cache.status == 200,
+                 f"GET {image_url}/v2/cache (admin): {cache.status}")  # fmt: skip
         conf.set("image-feature-enabled", "api_v2", True)
         conf.set(
             "image-feature-enabled",
@@ -772,6 +905,16 @@ def generate(
         conf.set(
             "volume-feature-enabled", "api_extensions", vol_exts or [], "aliases from GET {volume}/extensions"
         )
+        pools = cloud.get(base + "/scheduler-stats/get_pools?detail=true").json() or {}
+        caps = [p.get("capabilities") or {} for p in pools.get("pools") or [] if isinstance(p, dict)]
+        if caps:
+            facts["volume_pools"] = caps
+            what = "from GET {volume}/scheduler-stats/get_pools?detail=true"
+            conf.set("volume", "vendor_name", caps[0].get("vendor_name", ""), what)
+            conf.set("volume", "storage_protocol", caps[0].get("storage_protocol", ""))
+            names = sorted({c.get("volume_backend_name", "") for c in caps} - {""})
+            conf.set("volume", "backend_names", names)
+            conf.set("volume-feature-enabled", "multi_backend", len(names) > 1)
         vfeats = run_probes(cloud, VOLUME_FEATURE_PROBES)
         facts["volume_features"] = vfeats
         for probe in VOLUME_FEATURE_PROBES:

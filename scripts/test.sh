@@ -10,6 +10,10 @@ start=$(date +%s)
 source scripts/lib.sh
 apt_install postgresql
 apt_install dnsmasq-base iproute2 iptables busybox-static conntrack  # network data-plane e2e tests
+apt_install lvm2 thin-provisioning-tools qemu-utils  # LVM volume back-end e2e test
+apt_install qemu-system-x86 qemu-utils syslinux syslinux-common mtools dosfstools fdisk  # QEMU driver e2e, kumo-tiny
+apt_install novnc  # noVNC's web page for VNC console URLs (Tempest's test_novnc, console tests)
+apt_install chromium  # the dashboard's browser tests (Playwright drives Debian's Chromium, never a download)
 
 echo "==> ruff"
 .venv/bin/ruff check kumo tests conformance bench
@@ -24,7 +28,7 @@ echo "==> pytest (unit + functional, SQLite and PostgreSQL)"
 .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
 
 echo "==> conformance: CLI smoke path and the Tempest gate (baseline: conformance/baseline.json)"
-python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,network,object_storage,compute}" --gate --smoke \
+python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,network,object_storage,compute,volume}" --gate --smoke \
     --results-dir "${KUMO_RESULTS_DIR:-conformance/results}"
 echo "==> conformance harness tests"
 conformance/.venv/bin/python -m pytest -q -p no:cacheprovider conformance

@@ -174,6 +174,7 @@ class KumoCloud:
                 "PYTHONUNBUFFERED": "1",
                 # API tests need no real data plane; tests/e2e exercise the linux driver.
                 "KUMO_NETWORK_AGENT__DRIVER": "fake",
+                "KUMO_COMPUTE__DRIVER": "fake",
             }
         )
         if self.database_url:

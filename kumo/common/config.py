@@ -70,8 +70,35 @@ class AuthSettings(BaseModel):
 
 
 class ImageSettings(BaseModel):
-    # Where image data lives: "file" keeps it under <data_dir>/images.
-    store: str = Field("file", pattern="^file$")
+    # The default store for new image data: "file" (under <data_dir>/images) or "swift"
+    # (kumo's object storage, through the Swift API found in the catalog).
+    store: str = Field("file", pattern="^(file|swift)$")
+    # Enabled stores (Glance's enabled_backends); empty: "file", plus "swift" when this
+    # cloud runs object storage, plus "web" (read-only http(s) locations, Glance's http
+    # store). Image data may live in several at once (copy-image).
+    enabled_stores: list[str] = []
+    # Glance's show_multiple_locations: image bodies list their locations, and JSON patch
+    # may add, replace and remove them (http(s) URLs, or the image's own copies).
+    show_multiple_locations: bool = False
+    # Glance's store weights: an image's stores are listed (and read) highest weight first.
+    store_weights: dict[str, int] = {}
+    # This node's image cache (/v2/cache, admins only): local copies that serve downloads.
+    cache_enabled: bool = True
+    # The object store's account: a user and project the image service stores data as.
+    # An empty password means the bootstrap admin password kept in the data dir.
+    swift_user: str = "admin"
+    swift_password: str = ""
+    swift_project: str = "admin"
+    swift_container: str = "kumo-images"
+    swift_segment_size: int = Field(64 * 1024 * 1024, ge=1024 * 1024)  # static large object segments
+    # web-download: only http(s) to these ports; private, loopback and link-local addresses are
+    # refused unless a host or address is listed in web_download_allow_hosts (a listed host may
+    # also use any port).
+    web_download_allowed_ports: list[int] = [80, 443]
+    web_download_allow_hosts: list[str] = []
+    web_download_deny_hosts: list[str] = []
+    web_download_max_bytes: int = Field(20 * 1024**3, ge=1)
+    web_download_timeout: float = Field(60.0, gt=0)
     # Per-project quotas (like Glance's unified limits); -1 means unlimited.
     image_count_total: int = -1  # images a project may own
     image_size_total: int = -1  # bytes of image data a project may store
@@ -82,8 +109,11 @@ class ImageSettings(BaseModel):
 
 
 class ComputeSettings(BaseModel):
-    # Virt driver of the compute agent: "fake" (in-memory, API-only) until the qemu driver lands.
-    driver: str = "fake"
+    # Virt driver of the compute agent: "qemu" (real VMs), "fake" (in-memory, API-only), or
+    # "auto" (the default): qemu when this host can run it (root, qemu installed), else fake.
+    driver: str = Field("auto", pattern="^(auto|qemu|fake)$")
+    accel: str = Field("tcg", pattern="^(tcg|kvm|auto)$")  # qemu: auto = KVM only after a real probe boot
+    shutdown_timeout: float = Field(30.0, ge=0)  # qemu: seconds a guest gets to power off (ACPI) before quit
     host: str = ""  # this node's compute host name; defaults to the machine's hostname
     run_agent: bool = True  # all-in-one: run the compute agent in-process
     cpu_allocation_ratio: float = 16.0
@@ -93,7 +123,63 @@ class ComputeSettings(BaseModel):
     service_down_time: int = 60  # seconds without a heartbeat before a service shows "down"
     heartbeat_interval: float = 10.0
     max_user_data_bytes: int = 65535
+    dhcp_domain: str = "novalocal"  # metadata hostnames are <hostname>.<dhcp_domain> (Nova's [api] dhcp_domain)
+    console_token_ttl: int = Field(600, ge=1)  # seconds a remote-console URL stays valid (Nova's [consoleauth] token_ttl)
+    novnc_dir: str = "/usr/share/novnc"  # noVNC's web files (Debian package novnc), served under /compute/console/
     agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
+
+
+class ObjectStoreSettings(BaseModel):
+    # Storage nodes of the all-in-one ring created on first start (replicas: min(nodes, 3)).
+    nodes: int = Field(1, ge=1, le=16)
+    # Background daemons on every storage node; intervals in seconds between passes.
+    replicator_interval: float = Field(30.0, gt=0)
+    auditor_interval: float = Field(300.0, gt=0)
+    updater_interval: float = Field(30.0, gt=0)
+    expirer_interval: float = Field(30.0, gt=0)
+    auditor_files_per_second: float = Field(20.0, gt=0)  # rate limits of the auditor
+    auditor_bytes_per_second: float = Field(10_000_000.0, gt=0)
+    replicator_concurrency: int = Field(4, ge=1)
+    reclaim_age: float = Field(604800.0, ge=0)  # tombstones older than this are removed
+    ring_check_interval: float = Field(5.0, gt=0)  # seconds between looks at the ring file
+    run_daemons: bool = True  # all-in-one: run the daemons of in-process nodes
+
+
+class BlockStorageSettings(BaseModel):
+    # Back end of the volume agent: "file" (qcow2 or sparse raw files under <data_dir>/volumes)
+    # or "lvm" (thin LVs in lvm_volume_group / lvm_thin_pool).
+    backend: str = "file"
+    file_format: str = Field("qcow2", pattern="^(qcow2|raw)$")
+    capacity_gb: int = 0  # the file back end's pool size; 0: the free space of the data dir's disk
+    lvm_volume_group: str = ""
+    lvm_thin_pool: str = "kumo-thinpool"
+    host: str = ""  # this node's storage host name; defaults to the machine's hostname
+    zone: str = "nova"
+    run_agent: bool = True  # all-in-one: run the volume agent in-process
+    heartbeat_interval: float = 10.0
+    service_down_time: int = 60
+    agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
+    default_volume_type: str = "__DEFAULT__"
+    backup_container: str = "volumebackups"
+    # Default quotas of every project (-1: unlimited), as cinder.conf's quota_* options.
+    quota_volumes: int = 10
+    quota_snapshots: int = 10
+    quota_gigabytes: int = 1000
+    quota_backups: int = 10
+    quota_backup_gigabytes: int = 1000
+    quota_groups: int = 10
+    quota_per_volume_gigabytes: int = -1
+
+
+class NodeSettings(BaseModel):
+    # Multi-node deployments (kumo/runtime/node, docs/multinode.md). Written by `kumo join`.
+    name: str = ""  # this node's name in the registry; defaults to the machine's hostname
+    roles: list[str] = []  # controller | compute | network | storage
+    controller_url: str = ""  # where this node reaches the controller (joined nodes)
+    address: str = ""  # this node's address as other nodes reach it (VXLAN endpoint, storage)
+    heartbeat_interval: float = Field(10.0, gt=0)
+    down_after: float = Field(60.0, gt=0)  # seconds without a heartbeat before a node shows "down"
+    ca_file: str = ""  # CA bundle for a controller behind TLS ("" = the system's)
 
 
 class Settings(BaseSettings):
@@ -113,6 +199,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     image: ImageSettings = ImageSettings()
     compute: ComputeSettings = ComputeSettings()
+    block_storage: BlockStorageSettings = BlockStorageSettings()
+    object_store: ObjectStoreSettings = ObjectStoreSettings()
+    node: NodeSettings = NodeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -20,10 +20,18 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         yield
         return
     from kumo.agents.compute.agent import ComputeAgent
+    from kumo.agents.compute.choose import choose_driver
     from kumo.agents.compute.fake import make_driver
+    from kumo.agents.compute.snapshot import host_credentials
     from kumo.compute.app import agent_secret
 
-    driver = make_driver(settings.compute.driver, settings.data_dir / "compute")
+    driver_name = choose_driver(settings.compute.driver)
+    if driver_name == "qemu":
+        from kumo.agents.compute.qemu.driver import from_settings
+
+        driver = from_settings(settings)
+    else:
+        driver = make_driver(driver_name, settings.data_dir / "compute")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=service.prefix)
     async with httpx.AsyncClient(transport=transport, base_url=runtime.base_url, timeout=60.0) as client:
         agent = ComputeAgent(
@@ -33,11 +41,17 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
             driver,
             host=settings.compute.host,
             heartbeat_interval=settings.compute.heartbeat_interval,
+            credentials=host_credentials(settings.data_dir),
         )
+        # the compute API's console proxy reaches this host's VM consoles in-process (kumo.compute.api.consoles)
+        resolvers = runtime.extras.setdefault("console_resolvers", {})
+        if hasattr(driver, "console_socket"):
+            resolvers[agent.host] = driver.console_socket
         task = asyncio.create_task(agent.run())
         try:
             yield
         finally:
+            resolvers.pop(agent.host, None)
             agent.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -58,7 +72,41 @@ async def network_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         yield
 
 
-AGENTS = {"compute": compute_agent, "network": network_agent}
+@contextlib.asynccontextmanager
+async def block_storage_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> AsyncIterator[None]:
+    """The volume agent for this host (file back end by default), through the in-process API."""
+    settings = runtime.settings
+    conf = settings.block_storage
+    if not conf.run_agent or settings.workers > 1:
+        yield
+        return
+    from kumo.agents.block_storage.agent import VolumeAgent, make_backend
+    from kumo.block_storage.app import agent_secret
+
+    backend = make_backend(conf.backend, settings.data_dir, conf)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=service.prefix)
+    async with httpx.AsyncClient(transport=transport, base_url=runtime.base_url, timeout=60.0) as client:
+        agent = VolumeAgent(
+            client,
+            runtime.base_url + service.prefix + "/v3",
+            agent_secret(runtime),
+            backend,
+            host=conf.host,
+            zone=conf.zone,
+            heartbeat_interval=conf.heartbeat_interval,
+            scratch=settings.data_dir / "volumes" / "tmp",
+        )
+        task = asyncio.create_task(agent.run())
+        try:
+            yield
+        finally:
+            agent.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+AGENTS = {"compute": compute_agent, "network": network_agent, "block_storage": block_storage_agent}
 
 
 def agent_contexts(runtime: Runtime, apps: list[tuple[ServiceSpec, Any]]) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,16 +27,15 @@ def make_runtime(
     """``service_urls`` maps a service to where clients reach it (default: this cloud's base URL)."""
     base = settings.base_url
     urls = service_urls or {}
+    endpoints = [(e.type, e.name, urls.get(s.name, base) + e.path) for s in services for e in s.catalog]
+    if os.environ.get("KUMO_RUNTIME_ENDPOINTS"):  # isolated children: every service's endpoint, not just ours
+        endpoints = [tuple(e) for e in json.loads(os.environ["KUMO_RUNTIME_ENDPOINTS"])]
     return Runtime(
         settings=settings,
         base_url=base,
         identity_url=settings.identity_url or f"{urls.get('identity', base)}/identity",
         invalidation=Invalidation(),
-        extras={
-            "endpoints": [
-                (e.type, e.name, urls.get(s.name, base) + e.path) for s in services for e in s.catalog
-            ]
-        },
+        extras={"endpoints": endpoints},
     )
 
 

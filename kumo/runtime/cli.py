@@ -11,11 +11,15 @@ from rich.console import Console
 from rich.panel import Panel
 
 from kumo import __version__
+from kumo.agents.compute.choose import choose_driver, why_not_qemu
 from kumo.common.config import Settings
 
 app = typer.Typer(help="kumo: an OpenStack-compatible cloud.", no_args_is_help=True, add_completion=False)
 identity_app = typer.Typer(help="Identity administration.", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
+from kumo.runtime.tiny import image_cli  # noqa: E402
+
+app.add_typer(image_cli(), name="image")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -30,6 +34,7 @@ def load_settings(config: Path | None, data_dir: Path | None, **overrides) -> tu
     if config is None and data_dir is not None and (data_dir / "kumo.toml").is_file():
         config = data_dir / "kumo.toml"
     settings = Settings.load(config, data_dir=data_dir, **overrides)
+    settings.compute.driver = choose_driver(settings.compute.driver)  # resolve "auto" once, here
     if overrides.get("admin_password"):
         settings.identity.admin_password = overrides["admin_password"]
     return settings, str(config) if config else None
@@ -46,12 +51,18 @@ def up(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (all-in-one).")] = None,
     isolated: Annotated[bool, typer.Option("--isolated", help="One process per service, restarted when it dies.")] = False,
+    object_nodes: Annotated[int | None, typer.Option("--object-nodes", min=1, max=16,
+        help="Object-storage nodes of a new ring (3: three replicas on loopback).")] = None,
 ) -> None:
     """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
+    import os
+
     from kumo.runtime import assemble, server, supervisor
     from kumo.runtime.services import all_services
 
     started = time.monotonic()
+    if object_nodes is not None:  # through the environment, so worker processes see it too
+        os.environ["KUMO_OBJECT_STORE__NODES"] = str(object_nodes)
     settings, config_file = load_settings(config, data_dir, host=host, port=port, workers=workers, admin_password=admin_password)
     services = all_services()
     # Isolated: each service on its own port (identity keeps the main one), and so in the catalog.
@@ -63,6 +74,10 @@ def up(
 
     def ready() -> None:
         _print_ready(settings, runtime.identity_url, time.monotonic() - started, isolated)
+        if settings.compute.driver == "qemu":  # like DevStack's CirrOS: a bootable public image
+            from kumo.runtime.tiny import register_when_ready
+
+            register_when_ready(settings, say=console.print)
 
     if isolated:
         ready()
@@ -72,22 +87,37 @@ def up(
 
 @app.command()
 def serve(
-    services: Annotated[list[str], typer.Argument(help="Services to serve in this process, e.g. identity.")],
+    services: Annotated[list[str], typer.Argument(
+        help="Node roles (controller, compute, network, storage) or services (identity, image, compute-api, ...).")],
     data_dir: DataDir = None,
     config: ConfigFile = None,
     host: Host = None,
     port: Port = None,
     identity_url: Annotated[str | None, typer.Option("--identity-url", help="Where identity answers.")] = None,
     no_prepare: Annotated[bool, typer.Option("--no-prepare", help="Skip migrations and bootstrap.")] = False,
+    isolated: Annotated[bool, typer.Option("--isolated", help="controller: one process per service.")] = False,
 ) -> None:
-    """Serve chosen services (the building block of split deployments)."""
-    from kumo.runtime import assemble, server
-    from kumo.runtime.services import by_name
+    """Serve a node role or chosen services (the building blocks of split deployments)."""
+    from kumo.runtime import assemble, roles, server
 
+    try:
+        plan = roles.resolve(services)
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/]")
+        raise typer.Exit(2) from None
+    if plan.agents:  # compute / network / storage node: agents talking to the controller over HTTP
+        settings, _ = load_settings(config, data_dir, host=host, port=port)
+        raise typer.Exit(roles.serve_agents(settings, plan.agents, console.print))
+    if plan.controller:
+        roles.controller_environment()
     settings, config_file = load_settings(config, data_dir, host=host, port=port, identity_url=identity_url)
-    specs = by_name(services)
+    specs = plan.services
+    if plan.controller and isolated:
+        raise typer.Exit(roles.supervise_controller(settings, specs, console, config_file))
     if not no_prepare:
         assemble.prepare(settings, specs)
+    if plan.controller:
+        roles.write_nodes_url(settings, settings.base_url + "/nodes")
     server.serve(settings, specs, config_file=config_file)
 
 
@@ -135,10 +165,28 @@ def agent_network(
         asyncio.run(main())
 
 
+from kumo.runtime.node.cli import join as _join  # noqa: E402
+from kumo.runtime.node.cli import node_app  # noqa: E402
+
+app.add_typer(node_app, name="node")
+
+from kumo.object_store.cli import app as _object_store_app  # noqa: E402
+
+app.add_typer(_object_store_app, name="object-store")
+app.command("join")(_join)
+
+
 @app.command()
 def version() -> None:
     """Print kumo's version."""
     typer.echo(__version__)
+
+
+def _driver_line(settings: Settings) -> str:
+    if settings.compute.driver == "qemu":
+        return "qemu (real VMs; image kumo-tiny is registered in the background)"
+    reason = why_not_qemu()
+    return "fake driver (no real VMs" + (f": {reason})" if reason else ")")
 
 
 def _print_ready(settings: Settings, identity_url: str, elapsed: float, isolated: bool) -> None:
@@ -150,6 +198,8 @@ def _print_ready(settings: Settings, identity_url: str, elapsed: float, isolated
         f"data dir:   {d}",
         f"admin:      user [bold]admin[/], password in {d / 'admin-password'}",
         f"member:     user [bold]demo[/] (project demo), password in {d / 'demo-password'}",
+        f"dashboard:  {settings.base_url}/dashboard/",
+        f"compute:    {_driver_line(settings)}",
         "",
         "use it:",
         f"  export OS_CLIENT_CONFIG_FILE={d / 'clouds.yaml'}",

@@ -6,9 +6,10 @@ from kumo.common.service import ServiceSpec
 
 
 def all_services() -> list[ServiceSpec]:
-    from kumo import compute, identity, image, network, object_store
+    from kumo import block_storage, compute, dashboard, identity, image, network, object_store
 
-    return [identity.SERVICE, image.SERVICE, object_store.SERVICE, compute.SERVICE, network.SERVICE]
+    return [identity.SERVICE, image.SERVICE, object_store.SERVICE, compute.SERVICE, network.SERVICE, dashboard.SERVICE,
+            block_storage.SERVICE]
 
 
 def by_name(names: list[str]) -> list[ServiceSpec]:

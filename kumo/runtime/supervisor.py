@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -39,18 +41,29 @@ def ports_for(settings: Settings, services: list[ServiceSpec]) -> dict[str, int]
 
 def _start(child: Child, settings: Settings, config_file: str | None) -> None:
     cmd = [
-        sys.executable, "-m", "kumo", "serve", child.service.name,
+        sys.executable, "-m", "kumo", "serve", f"{child.service.name}-api",  # "compute" alone is the node role
         "--no-prepare", "--host", settings.host, "--port", str(child.port),
         "--data-dir", str(settings.data_dir), "--identity-url", f"{settings.base_url}/identity",
     ]
     if config_file:
         cmd += ["--config", config_file]
-    child.proc = subprocess.Popen(cmd, start_new_session=True)
+    child.proc = subprocess.Popen(cmd, start_new_session=True, env={**os.environ, "KUMO_RUNTIME_ENDPOINTS": _endpoints})
     child.started_at = time.monotonic()
 
 
+_endpoints = "[]"  # every service's catalog endpoint, handed to each child (it serves only its own)
+
+
 def supervise(settings: Settings, services: list[ServiceSpec], console: Console, config_file: str | None) -> int:
+    global _endpoints
     ports = ports_for(settings, services)
+    host = settings.base_url.rsplit(":", 1)[0]
+    _endpoints = json.dumps([(e.type, e.name, f"{host}:{ports[s.name]}{e.path}") for s in services for e in s.catalog])
+    from kumo.agents.network.config import AgentSettings
+
+    if "compute" in ports and AgentSettings.from_settings(settings).metadata_url.startswith(settings.base_url):
+        # not configured: the network child's metadata proxies forward to the compute child
+        os.environ["KUMO_NETWORK_AGENT__METADATA_URL"] = f"{host}:{ports['compute']}/compute-metadata"
     children = [Child(s, ports[s.name]) for s in services]
     stopping = False
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from kumo.common.asgi.faults import Renderer
 from kumo.common.asgi.middleware import AuthMiddleware, RequestIdMiddleware
@@ -76,7 +76,7 @@ class API:
     """A list of routes built with a decorator: ``@api.route("/v3/users", "GET")``."""
 
     def __init__(self) -> None:
-        self.routes: list[Route] = []
+        self.routes: list[BaseRoute] = []
 
     def route(
         self, path: str, *methods: str, public: bool = False, status: int = 200, raw: bool = False
@@ -85,6 +85,16 @@ class API:
             self.routes.append(
                 Route(path, _endpoint(handler, public=public, status=status, raw=raw), methods=list(methods))
             )
+            return handler
+
+        return decorate
+
+    def websocket(self, path: str) -> Callable[[Callable[[Any], Awaitable[None]]], Callable[[Any], Awaitable[None]]]:
+        """A websocket route: the handler gets Starlette's ``WebSocket`` and authenticates the
+        peer itself (no token middleware runs for websockets); it must accept or close."""
+
+        def decorate(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+            self.routes.append(WebSocketRoute(path, handler))
             return handler
 
         return decorate
