@@ -25,7 +25,7 @@ trap 'scripts/postgres.sh stop "$PGDIR"' EXIT
 eval "$(scripts/postgres.sh start "$PGDIR")"
 
 echo "==> pytest (unit + functional, SQLite and PostgreSQL)"
-.venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
+.venv/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider tests
 
 echo "==> conformance: CLI smoke path and the Tempest gate (baseline: conformance/baseline.json)"
 python3 conformance/run.py --services "${KUMO_GATE_SERVICES:-identity,image,network,object_storage,compute,volume}" --gate --smoke \
