@@ -27,7 +27,7 @@ APT_PACKAGES = ("busybox-static", "syslinux", "syslinux-common", "mtools", "dosf
 TOOLS = {"busybox": "busybox-static", "syslinux": "syslinux", "mcopy": "mtools", "mkfs.vfat": "dosfstools",
          "sfdisk": "fdisk", "qemu-img": "qemu-utils"}
 MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "failover",
-           "net_failover", "virtio_net", "virtio_blk", "evdev", "button", "isofs")
+           "net_failover", "virtio_net", "virtio_blk", "evdev", "button", "cdrom", "isofs")
 BOOT_MARKER = "=== kumo-tiny ready ==="  # printed on ttyS0 once networking and metadata are done
 FIRST_MARKER = "kumo-tiny: booting"  # printed as soon as /init runs
 DISK_MB = 32

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -98,7 +99,26 @@ class Broker:
         return self.path.exists()
 
     def create(self, name: str, timestamp: str, storage_policy: str = "") -> None:
+        """Create the DB atomically: built whole under a temporary name, then linked into place, so
+        the auditor and replicator never see a file without its schema. Idempotent."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            tmp = self.path.with_name(f"{self.path.name}.tmp-{uuid.uuid4().hex}")
+            try:
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.executescript(_SCHEMA[self.kind] + _STAT)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO stat (id, name, created_at, put_timestamp, storage_policy)"
+                        " VALUES (1, ?, ?, ?, ?)",
+                        (name, timestamp, timestamp, storage_policy),
+                    )
+                finally:
+                    conn.close()
+                with contextlib.suppress(FileExistsError):  # a concurrent create won: keep its DB
+                    os.link(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
         with self._conn() as conn:
             conn.execute("PRAGMA journal_mode = WAL")  # commits without a journal file's fsyncs
             conn.executescript(_SCHEMA[self.kind] + _STAT)
