@@ -87,7 +87,8 @@ def test_qos_becomes_a_throttle_group_and_nbd_and_local_volumes() -> None:
     vol = VolumeSpec(volume_id="v1", attachment_id="a", read_only=True,
                      connection_info={"driver_volume_type": "nbd", "data": {"host": "10.0.0.9", "port": 10809,
                                                                              "export": "volume-v1"}},
-                     qos={"total_iops_sec": "500", "read_bytes_sec": "1048576", "unknown": "1"})
+                     qos={"total_iops_sec": "500", "read_bytes_sec": "1048576", "unknown": "1",
+                          "write_iops_sec": "fast"})  # unparsable: no limit, never a failed attach
     objects, blockdev = cmdline.volume_blockdev(vol)
     assert objects == [{"qom-type": "throttle-group", "id": "tgv1",
                         "limits": {"iops-total": 500, "bps-read": 1048576}}]

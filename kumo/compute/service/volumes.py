@@ -355,6 +355,8 @@ def spec_volume_map(svc: ComputeService, server_ids: list[str]) -> dict[str, lis
                     "device_name": r.device,
                     "boot_index": r.boot_index,
                     "read_only": ((r.connection_info or {}).get("data") or {}).get("access_mode") == "ro",
+                    # the volume type's front-end QoS specs, applied by the driver as I/O throttling
+                    "qos": ((r.connection_info or {}).get("data") or {}).get("qos_specs") or {},
                 }
             )
     return out

@@ -108,7 +108,7 @@ def volume_blockdev(volume: VolumeSpec) -> tuple[list[dict[str, Any]], dict[str,
     ro = bool(volume.read_only)
     fmt_node: dict[str, Any] = {"driver": fmt, "node-name": node if not volume.qos else node + "f",
                                 "read-only": ro, "file": {**file, "read-only": ro}}
-    limits = {QOS_LIMITS[k]: int(float(v)) for k, v in (volume.qos or {}).items() if k in QOS_LIMITS and float(v) > 0}
+    limits = {QOS_LIMITS[k]: n for k, v in (volume.qos or {}).items() if k in QOS_LIMITS and (n := _limit(v)) > 0}
     if not limits:
         return [], fmt_node
     group = f"tg{node[3:]}"
@@ -188,3 +188,11 @@ def build_argv(spec: VmSpec, paths: VmPaths, *, accel: str = "tcg", binary: str 
     for i, port in enumerate(spec.ports):
         argv += nic_args(i, port)
     return argv
+
+
+def _limit(value: object) -> int:
+    """A QoS spec value as a positive integer limit; anything unparsable means no limit."""
+    try:
+        return max(0, int(float(str(value))))
+    except ValueError:
+        return 0
