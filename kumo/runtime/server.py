@@ -37,6 +37,9 @@ def serve(
         "access_log": log_level == "debug",
         "lifespan": "on",
         "timeout_graceful_shutdown": 10,
+        # Keep idle client connections longer than clients do (uvicorn's 5 s default races with
+        # clients reusing a pooled connection just as the server closes it: "connection reset").
+        "timeout_keep_alive": 75,
     }
     if settings.workers <= 1:
         app = build_app(settings, services)
