@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from kumo.block_storage.api import ROUTERS
 from kumo.block_storage.api.common import VolumeMiddleware
 from kumo.block_storage.errors import cinder
 from kumo.block_storage.service import BlockStorageService
+from kumo.common import shared_secret
 from kumo.common.asgi import API, create_service_app
 from kumo.common.db import Database
 from kumo.common.service import Runtime
@@ -24,14 +24,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def agent_secret(runtime: Runtime) -> str:
     """The shared secret volume agents present on the internal agent API (generated once per data dir)."""
-    if runtime.settings.block_storage.agent_secret:
-        return runtime.settings.block_storage.agent_secret
-    path = runtime.settings.data_dir / "volume-agent.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    settings = runtime.settings
+    return shared_secret.load(settings.data_dir / "volume-agent.secret", settings.block_storage.agent_secret)
 
 
 def build_service(runtime: Runtime) -> BlockStorageService:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 
+from kumo.common import shared_secret
 from kumo.common.asgi import API, create_service_app
 from kumo.common.db import Database
 from kumo.common.service import Runtime
@@ -23,14 +23,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def agent_secret(runtime: Runtime) -> str:
     """The shared secret agents present on the internal agent API (generated once per data dir)."""
-    if runtime.settings.compute.agent_secret:
-        return runtime.settings.compute.agent_secret
-    path = runtime.settings.data_dir / "compute-agent.secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    settings = runtime.settings
+    return shared_secret.load(settings.data_dir / "compute-agent.secret", settings.compute.agent_secret)
 
 
 def build_service(runtime: Runtime) -> ComputeService:

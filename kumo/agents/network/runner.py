@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from kumo.agents.network import host
 from kumo.agents.network.agent import NetworkAgent
 from kumo.agents.network.client import NetworkApi, admin_auth
 from kumo.agents.network.config import AgentSettings
+from kumo.common import shared_secret
 from kumo.common.config import Settings
 
 log = logging.getLogger("kumo.agents.network")
@@ -23,12 +22,7 @@ log = logging.getLogger("kumo.agents.network")
 
 def metadata_secret_file(data_dir: Path) -> Path:
     """The secret shared with the compute metadata API (``<data_dir>/metadata-secret``)."""
-    path = data_dir / "metadata-secret"
-    if not path.is_file():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-    return path
+    return shared_secret.ensure(data_dir / "metadata-secret")
 
 
 @contextlib.asynccontextmanager

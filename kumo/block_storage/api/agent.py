@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import hmac
-
 import anyio.to_thread
 
 from kumo.block_storage.api.common import svc
 from kumo.block_storage.service import agents
+from kumo.common import shared_secret
 from kumo.common.asgi import API, Call
-from kumo.common.errors import Unauthorized
 
 api = API()
 HEADER = "x-kumo-agent-secret"
 
 
 def _check(call: Call) -> None:
-    given = call.headers.get(HEADER, "")
-    if not hmac.compare_digest(given.encode(), svc(call).agent_secret.encode()):
-        raise Unauthorized("The agent secret is missing or wrong.")
+    shared_secret.require(call.headers.get(HEADER, ""), svc(call).agent_secret)
 
 
 @api.route("/v3/kumo-agent/hosts", "POST", public=True)

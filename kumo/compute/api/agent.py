@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 import anyio.to_thread
 
+from kumo.common import shared_secret
 from kumo.common.asgi import API, Call
-from kumo.common.errors import Unauthorized
 from kumo.compute.api.common import svc
 from kumo.compute.service import agents
 
@@ -16,9 +14,7 @@ HEADER = "x-kumo-agent-secret"
 
 
 def _check(call: Call) -> None:
-    given = call.headers.get(HEADER, "")
-    if not hmac.compare_digest(given.encode(), svc(call).agent_secret.encode()):
-        raise Unauthorized("The agent secret is missing or wrong.")
+    shared_secret.require(call.headers.get(HEADER, ""), svc(call).agent_secret)
 
 
 @api.route("/v2.1/kumo-agent/hosts", "POST", public=True)

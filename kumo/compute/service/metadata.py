@@ -19,12 +19,12 @@ import ipaddress
 import json
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kumo.common import shared_secret
 from kumo.compute.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
 from kumo.compute.models import Server
 from kumo.compute.service.core import ComputeService, now
@@ -63,16 +63,7 @@ SECRET_FILE = "metadata-secret"
 
 def secret_file(data_dir: Path) -> Path:
     """``<data_dir>/metadata-secret``: created here or by the network agent, whichever starts first."""
-    path = data_dir / SECRET_FILE
-    if not path.is_file():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-    return path
+    return shared_secret.ensure(data_dir / SECRET_FILE)
 
 
 def sign(secret: str, instance_id: str) -> str:

@@ -19,7 +19,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ import httpx
 from starlette.applications import Starlette
 
 from kumo import __version__
+from kumo.common import shared_secret
 from kumo.common.asgi import API, Call, create_service_app
 from kumo.common.db import Database
 from kumo.common.errors import APIError, BadRequest, Forbidden, ServiceUnavailable
@@ -132,12 +132,7 @@ def node_config(runtime: Runtime, nodes_url: str, endpoints: dict[str, str], use
     from kumo.compute.app import agent_secret
 
     ring = data / "object-store" / "object.ring.gz"
-    meta = data / "metadata-secret"
-    if not meta.is_file():  # made now, so the network nodes and the compute metadata API share it
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(32) + "\n")
+    meta = shared_secret.ensure(data / "metadata-secret")  # the network nodes share it with compute
     return {
         "controller_url": controller,
         "metadata_url": controller + "/compute-metadata",
