@@ -25,17 +25,19 @@ READ = any_of(cloud_admin, system_reader, project_reader)
 def service(ctx: RequestContext, _t: object) -> bool:
     """A service user (the ``service`` role), as Glance's ``fetch_image_location`` wants."""
     return "service" in (ctx.roles or ())
+
+
 WRITE = any_of(cloud_admin, project_member)
 
 POLICY = Policy(
     {
         "get_images": READ,
-        "get_image": READ,
-        "download_image": READ,
+        "get_image": any_of(READ, service),
+        "download_image": any_of(READ, service),
         "add_image": WRITE,
         "modify_image": WRITE,
-        "delete_image": WRITE,
-        "upload_image": WRITE,
+        "delete_image": any_of(WRITE, service),  # service: only images without data (ImageService.fills)
+        "upload_image": any_of(WRITE, service),
         "publicize_image": ADMIN,
         "communitize_image": WRITE,
         "deactivate": WRITE,

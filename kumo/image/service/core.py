@@ -32,6 +32,13 @@ def is_admin(ctx: RequestContext) -> bool:
     return POLICY.check(ctx, "set_owner")
 
 
+def is_service(ctx: RequestContext) -> bool:
+    """kumo's own node users (the ``service`` role): compute hosts fetch any server's image and
+    fill in the snapshot images the compute API created for a user (upstream Nova passes the
+    user's token instead; kumo's agents work asynchronously and never hold it)."""
+    return "service" in (ctx.roles or ())
+
+
 @dataclass
 class ImageService:
     db: Database
@@ -84,12 +91,13 @@ class ImageService:
 
     def get_visible(self, s: Session, ctx: RequestContext, image_id: str, *, lock: bool = False) -> Image:
         stmt = select(Image).where(Image.id == image_id)
-        if not is_admin(ctx):
+        if not is_admin(ctx) and not is_service(ctx):
             stmt = stmt.where(self.visible_filter(ctx))
         image = s.scalars(stmt).first()
         if image is None:
             raise image_not_found(image_id)
-        if image.visibility == "private" and image.owner != ctx.project_id and not is_admin(ctx):
+        if (image.visibility == "private" and image.owner != ctx.project_id and not is_admin(ctx)
+                and not is_service(ctx)):
             raise image_not_found(image_id)
         return image
 
@@ -102,3 +110,8 @@ class ImageService:
 
     def owns(self, ctx: RequestContext, image: Image) -> bool:
         return is_admin(ctx) or (image.owner is not None and image.owner == ctx.project_id)
+
+    def fills(self, ctx: RequestContext, image: Image) -> bool:
+        """May write this image's data or drop it: its owner, or a service user while the image
+        has no data yet (a snapshot in progress)."""
+        return self.owns(ctx, image) or (is_service(ctx) and image.status in ("queued", "saving", "killed"))

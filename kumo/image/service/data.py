@@ -106,7 +106,7 @@ def begin_upload(
         raise BadRequest(f"Store {target.id} is read-only.")
     with svc.db.session() as s:
         image = svc.get_visible(s, ctx, image_id)
-        if not svc.owns(ctx, image):
+        if not svc.fills(ctx, image):
             raise Forbidden("You are not permitted to upload data for this image.")
         svc.enforce(ctx, "upload_image", image)
         if image.status != "queued":

@@ -469,7 +469,7 @@ def delete_image(
     """Delete the record; returns the (store, location) pairs whose data must go."""
     with svc.db.session() as s:
         image = svc.get_visible(s, ctx, image_id)
-        if not svc.owns(ctx, image):
+        if not svc.fills(ctx, image):
             raise Forbidden("You are not permitted to delete this image.")
         svc.enforce(ctx, "delete_image", image)
         if image.protected:
