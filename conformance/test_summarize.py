@@ -16,6 +16,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import report as rep  # noqa: E402
 import run  # noqa: E402
 import summarize  # noqa: E402
 
@@ -236,15 +237,15 @@ def test_parse_services_aliases():
 def test_gate(tmp_path):
     base = tmp_path / "baseline.json"
     base.write_text(json.dumps({"identity": {"passed": 10}, "image": {"passed": 3}}))
-    ok, lines = run.gate({"identity": {"passed": 10}}, ["identity"], base, total=12)
+    ok, lines = rep.gate({"identity": {"passed": 10}}, ["identity"], base, total=12)
     assert ok and "= baseline 10" in lines[0]
-    ok, lines = run.gate({"identity": {"passed": 9}}, ["identity"], base, total=12)
+    ok, lines = rep.gate({"identity": {"passed": 9}}, ["identity"], base, total=12)
     assert not ok and "REGRESSION" in lines[0]
-    ok, _ = run.gate({"identity": {"passed": 50}}, ["identity"], base, total=0)
+    ok, _ = rep.gate({"identity": {"passed": 50}}, ["identity"], base, total=0)
     assert not ok
-    ok, lines = run.gate({"network": {"passed": 1}}, ["network"], base, total=1)
+    ok, lines = rep.gate({"network": {"passed": 1}}, ["network"], base, total=1)
     assert ok and "no baseline" in lines[0]
-    run.update_baseline(base, {"identity": {"passed": 11}}, ["identity"])
+    rep.update_baseline(base, {"identity": {"passed": 11}}, ["identity"])
     assert json.loads(base.read_text()) == {"identity": {"passed": 11}, "image": {"passed": 3}}
 
 
@@ -273,7 +274,7 @@ def test_render_markdown():
             {"name": "tempest.api.identity.C.t3", "service": "identity", "status": "skip", "reason": "r"},
         ],
     }
-    md = run.render_markdown(report)
+    md = rep.render_markdown(report)
     assert "| identity | 1 | 1 | 1 | 3 |" in md
     assert "`tempest.api.identity.C.t2` | E: a\\|b" in md
     assert "## identity: skips (1)" in md
@@ -287,7 +288,7 @@ def test_group_failures_and_server_errors(tmp_path):
         {"name": "a.b.C.t3", "status": "fail", "error": "ServerFault: boom"},
         {"name": "a.b.C.t4", "status": "success"},
     ]
-    groups = run.group_failures(tests)
+    groups = rep.group_failures(tests)
     assert groups[0] == {
         "error": "NotFound: project <id>",
         "request": "",
@@ -304,7 +305,7 @@ def test_group_failures_and_server_errors(tmp_path):
         "x INFO tempest.lib.common.rest_client [req-3 ] Request (C:test_y): 503 DELETE "
         "http://127.0.0.1:1/identity/v3/projects/8b545c245fcb454fae685932e5597653 0.1s\n"
     )
-    errs = run.server_errors(log)
+    errs = rep.server_errors(log)
     assert [e["request"] for e in errs] == [
         "500 GET /identity/v3/domains?name=Default",
         "503 DELETE /identity/v3/projects/<id>",
@@ -340,12 +341,12 @@ def test_attach_failed_requests(tmp_path):
         },
         {"name": "tempest.api.identity.admin.v3.test_ok.OkTest.test_ok", "status": "success"},
     ]
-    run.attach_failed_requests(tests, log)
+    rep.attach_failed_requests(tests, log)
     assert tests[0]["failed_request"] == "404 POST /identity/v3/policies"
     assert tests[1]["failed_request"] == "404 POST /identity/v3/OS-EP-FILTER/endpoint_groups"
     assert tests[2]["failed_request"] == "500 GET /identity/v3/groups"
     assert "failed_request" not in tests[3]
-    groups = run.group_failures(tests)
+    groups = rep.group_failures(tests)
     assert {g["request"] for g in groups} == {
         "404 POST /identity/v3/policies",
         "404 POST /identity/v3/OS-EP-FILTER/endpoint_groups",
@@ -376,9 +377,9 @@ def test_interop_status(tmp_path):
     tests = [
         {"name": "tempest.api.identity.v3.test_tokens.TokensV3Test.test_create_token", "status": "success"}
     ]
-    out = run.interop_status(tests, ["identity"], path)
+    out = rep.interop_status(tests, ["identity"], path)
     assert out["services"] == {
         "identity": {"required": 2, "passed": 1, "failed": 0, "skipped": 0, "notrun": 1}
     }
     assert out["not_passed"][0]["flagged"] is True and out["not_passed"][0]["status"] == "notrun"
-    assert run.interop_status(tests, ["identity"], tmp_path / "missing.json") is None
+    assert rep.interop_status(tests, ["identity"], tmp_path / "missing.json") is None
