@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Backup, Snapshot, Volume
-from kumo.block_storage.service import quotas
+from kumo.block_storage.service import listing, peers, quotas
 from kumo.block_storage.service import volumes as vols
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, new_uuid, now
 from kumo.block_storage.service.validate import action_body, boolean, check_metadata, string_field
@@ -90,7 +90,7 @@ def create_backup(svc: BlockStorageService, ctx: RequestContext, body: Any, mv: 
         )
         b.task = vols.next_task(svc, s, "create", volume_id=v.id, snapshot_id=b.snapshot_id,
                                 parent_id=b.parent_id, container=container,
-                                **vols.peer_args(svc, ctx, "object-store"))
+                                **peers.peer_args(svc, ctx, "object-store"))
         s.add(b)
         v.previous_status = v.status
         v.status = "backing-up"
@@ -115,8 +115,8 @@ def list_backups(svc: BlockStorageService, ctx: RequestContext, query: Any) -> l
             rows = [b for b in rows if b.name == raw]
         elif key in ("status", "volume_id", "id"):
             rows = [b for b in rows if getattr(b, key) == raw]
-    pairs = vols.parse_sort(query, SORT_KEYS)
-    rows = vols.sort_rows(rows, pairs, lambda b, k: getattr(b, "name" if k == "display_name" else k))
+    pairs = listing.parse_sort(query, SORT_KEYS)
+    rows = listing.sort_rows(rows, pairs, lambda b, k: getattr(b, "name" if k == "display_name" else k))
     return [(b, b.id in parents) for b in rows]
 
 
@@ -153,7 +153,7 @@ def delete_backup(svc: BlockStorageService, ctx: RequestContext, backup_id: str,
         else:
             b.status = "deleting"
             b.task = vols.next_task(svc, s, "delete", container=b.container,
-                                    **vols.peer_args(svc, ctx, "object-store"))
+                                    **peers.peer_args(svc, ctx, "object-store"))
             b.updated_at = now()
     svc.wake_agents()
 
@@ -179,7 +179,7 @@ def restore(svc: BlockStorageService, ctx: RequestContext, backup_id: str, body:
             raise BadRequest(f"Invalid volume: volume size {v.size}GB is smaller than the backup size {b.size}GB.")
         b.status = "restoring"
         b.task = vols.next_task(svc, s, "restore", volume_id=v.id, volume_host=v.host, container=b.container,
-                                **vols.peer_args(svc, ctx, "object-store"))
+                                **peers.peer_args(svc, ctx, "object-store"))
         v.status = "restoring-backup"
         v.updated_at = now()
         result = {"backup_id": b.id, "volume_id": v.id, "volume_name": v.name or ""}

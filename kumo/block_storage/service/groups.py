@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, Conflict, NotFound, invalid_status
 from kumo.block_storage.models import Group, GroupSnapshot, GroupType, Snapshot, Volume, VolumeType
-from kumo.block_storage.service import quotas
+from kumo.block_storage.service import listing, quotas
 from kumo.block_storage.service import snapshots as snaps
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service import volumes as vols
@@ -47,8 +47,8 @@ def list_group_types(svc: BlockStorageService, ctx: RequestContext, query: Any) 
     elif not svc.is_admin(ctx) or flag is None:
         rows = [t for t in rows if t.is_public]
     if query.get("sort") or query.get("sort_key") or query.get("sort_dir"):
-        pairs = vols.parse_sort(query, {"id", "name", "is_public", "description", "created_at"}, default="name")
-        rows = vols.sort_rows(rows, pairs, getattr)
+        pairs = listing.parse_sort(query, {"id", "name", "is_public", "description", "created_at"}, default="name")
+        rows = listing.sort_rows(rows, pairs, getattr)
     return rows
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Snapshot, Volume, VolumeType
-from kumo.block_storage.service import quotas
+from kumo.block_storage.service import listing, quotas
 from kumo.block_storage.service import volumes as vols
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, new_uuid, now
 from kumo.block_storage.service.validate import action_body, boolean, check_metadata, string_field
@@ -90,10 +90,10 @@ def list_snapshots(svc: BlockStorageService, ctx: RequestContext, query: Any) ->
         elif key in ("status", "volume_id", "id"):
             rows = [x for x in rows if getattr(x, key) == raw]
         elif key == "metadata":
-            want = vols._literal_dict(raw, "metadata")
+            want = listing.literal_dict(raw, "metadata")
             rows = [x for x in rows if all((x.metadata_ or {}).get(k) == str(v) for k, v in want.items())]
-    pairs = vols.parse_sort(query, SORT_KEYS)
-    return vols.sort_rows(rows, pairs, lambda x, k: getattr(x, "name" if k == "display_name" else k))
+    pairs = listing.parse_sort(query, SORT_KEYS)
+    return listing.sort_rows(rows, pairs, lambda x, k: getattr(x, "name" if k == "display_name" else k))
 
 
 def update_snapshot(svc: BlockStorageService, ctx: RequestContext, snapshot_id: str, body: Any) -> Snapshot:

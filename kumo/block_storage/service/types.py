@@ -69,7 +69,7 @@ def list_types(svc: BlockStorageService, ctx: RequestContext, query: Any) -> lis
             raise BadRequest("Invalid filter extra_specs.")
         rows = [t for t in rows if all((t.extra_specs or {}).get(k) == str(v) for k, v in wanted.items())]
     if query.get("sort") or query.get("sort_key") or query.get("sort_dir"):
-        from kumo.block_storage.service.volumes import parse_sort, sort_rows
+        from kumo.block_storage.service.listing import parse_sort, sort_rows
 
         pairs = parse_sort(query, {"id", "name", "is_public", "description", "created_at"}, default="name")
         rows = sort_rows(rows, pairs, getattr)

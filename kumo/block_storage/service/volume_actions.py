@@ -7,7 +7,7 @@ from typing import Any
 
 from kumo.block_storage.errors import BadRequest, invalid_status
 from kumo.block_storage.models import Snapshot, Volume, VolumeType
-from kumo.block_storage.service import attachments, quotas
+from kumo.block_storage.service import attachments, peers, quotas
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service import volumes as vols
 from kumo.block_storage.service.core import BlockStorageService, now
@@ -156,19 +156,19 @@ def _upload(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
                          "min_disk", "min_ram")}
     body = {"name": args["image_name"], "disk_format": disk_format, "container_format": container_format,
             "visibility": visibility, "protected": protected, "min_disk": v.size, **meta}
-    r = vols.image_request(svc, ctx, "POST", "/v2/images", json=body)
+    r = peers.image_request(svc, ctx, "POST", "/v2/images", json=body)
     if r.status_code >= 400:
         raise BadRequest(f"The image service refused the image: {r.text[:300]}")
     image = r.json()
     with svc.db.session() as s:
         v = vols.load(s, svc, ctx, volume_id, lock=True)
         if v.status not in allowed:
-            vols.image_request(svc, ctx, "DELETE", f"/v2/images/{image['id']}")
+            peers.image_request(svc, ctx, "DELETE", f"/v2/images/{image['id']}")
             raise invalid_status("volume", v.id, v.status, "upload to image")
         v.previous_status = v.status
         v.status = "uploading"
         v.task = vols.next_task(svc, s, "upload", image_id=image["id"], disk_format=disk_format,
-                                **vols.peer_args(svc, ctx, "image"))
+                                **peers.peer_args(svc, ctx, "image"))
         v.updated_at = now()
         vtype = s.get(VolumeType, v.volume_type_id) if v.volume_type_id else None
     svc.wake_agents()

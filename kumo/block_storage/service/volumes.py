@@ -7,18 +7,15 @@ extending, uploading, backing-up, restoring-backup, deleting; ``error_*`` on fai
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.block_storage.errors import APIError, BadRequest, NotFound, invalid_status
+from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Attachment, Backup, Message, Snapshot, Volume, VolumeType
-from kumo.block_storage.service import quotas, scheduler
+from kumo.block_storage.service import listing, peers, quotas, scheduler
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, new_uuid, now
 from kumo.block_storage.service.validate import boolean, check_metadata, size_field, string_field
@@ -70,105 +67,6 @@ def type_names(s: Session) -> dict[str, VolumeType]:
     return {t.id: t for t in s.execute(select(VolumeType)).scalars()}
 
 
-# --- images (through the image API, with the caller's token) ---------------------------------
-
-
-def image_url(svc: BlockStorageService, ctx: RequestContext) -> str | None:
-    for entry in (ctx.token or {}).get("catalog") or []:
-        if entry.get("type") == "image":
-            for ep in entry.get("endpoints") or []:
-                if ep.get("interface") == "public":
-                    return str(ep["url"]).rstrip("/")
-    for etype, _name, url in svc.extras.get("endpoints", []):
-        if etype == "image":
-            return str(url).rstrip("/")
-    return None
-
-
-def catalog_url(svc: BlockStorageService, ctx: RequestContext, service_type: str) -> str | None:
-    for entry in (ctx.token or {}).get("catalog") or []:
-        if entry.get("type") == service_type:
-            for ep in entry.get("endpoints") or []:
-                if ep.get("interface") == "public":
-                    return str(ep["url"]).rstrip("/")
-    for etype, _name, url in svc.extras.get("endpoints", []):  # tokens validated without their catalog
-        if etype == service_type:
-            url = str(url)
-            for key in ("$(project_id)s", "$(tenant_id)s", "%(project_id)s", "%(tenant_id)s"):
-                url = url.replace(key, ctx.project_id or "")
-            return url.rstrip("/")
-    return None
-
-
-def peer_args(svc: BlockStorageService, ctx: RequestContext, *service_types: str) -> dict[str, Any]:
-    """What the agent needs to call image or object storage as the requester (as Cinder passes the
-    request context to its volume and backup services): the token and the endpoints. It lives in
-    the task only until the task settles."""
-    out: dict[str, Any] = {"auth_token": ctx.auth_token}
-    if "image" in service_types:
-        out["image_url"] = image_url(svc, ctx)
-    if "object-store" in service_types:
-        url = catalog_url(svc, ctx, "object-store")
-        if url is None:
-            raise APIError("The object storage service is not available for backups.", status=503,
-                           fault="serviceUnavailable")
-        out["object_store_url"] = url
-    return out
-
-
-def image_request(svc: BlockStorageService, ctx: RequestContext, method: str, path: str, **kw: Any) -> httpx.Response:
-    base = image_url(svc, ctx)
-    if base is None:
-        raise APIError("The image service is not available.", status=503, fault="serviceUnavailable")
-    try:
-        with httpx.Client(timeout=60.0, headers={"X-Auth-Token": ctx.auth_token or ""}) as c:
-            return c.request(method, base + path, **kw)
-    except httpx.HTTPError as exc:
-        raise APIError(f"The image service is not reachable: {exc}", status=503, fault="serviceUnavailable") from None
-
-
-IMAGE_CORE = ("id", "name", "status", "checksum", "size", "min_disk", "min_ram", "disk_format", "container_format",
-              "visibility", "owner", "protected", "virtual_size", "tags", "created_at", "updated_at", "file",
-              "schema", "self", "direct_url", "locations", "os_hash_algo", "os_hash_value", "os_hidden", "stores")
-
-
-def image_metadata_from(image: Mapping[str, Any]) -> dict[str, str]:
-    """``volume_image_metadata`` as Cinder records it from a Glance image."""
-    out = {
-        "image_id": str(image["id"]),
-        "image_name": str(image.get("name") or ""),
-        "checksum": str(image.get("checksum") or ""),
-        "container_format": str(image.get("container_format") or ""),
-        "disk_format": str(image.get("disk_format") or ""),
-        "min_disk": str(image.get("min_disk") or 0),
-        "min_ram": str(image.get("min_ram") or 0),
-        "size": str(image.get("size") or 0),
-    }
-    for k, v in image.items():
-        if k not in IMAGE_CORE and v is not None and not isinstance(v, (dict, list)):
-            out[k] = str(v)
-    return out
-
-
-def fetch_image(svc: BlockStorageService, ctx: RequestContext, image_ref: str) -> dict[str, Any]:
-    if not isinstance(image_ref, str) or not image_ref:
-        raise BadRequest("Invalid image identifier or unable to access requested image.")
-    r = image_request(svc, ctx, "GET", f"/v2/images/{image_ref}")
-    if r.status_code in (400, 404):
-        # Cinder also accepts an image name
-        r2 = image_request(svc, ctx, "GET", "/v2/images", params={"name": image_ref})
-        found = r2.json().get("images", []) if r2.status_code == 200 else []
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise BadRequest(f"Multiple images match {image_ref}; use the image id.")
-        raise BadRequest(f"Invalid image identifier or unable to access requested image. (Image {image_ref} "
-                         "could not be found.)")
-    if r.status_code >= 400:
-        raise BadRequest(f"Invalid image identifier or unable to access requested image ({r.status_code}).")
-    return r.json()
-
-
 # --- create ----------------------------------------------------------------------------------
 
 
@@ -201,7 +99,7 @@ def create_volume(svc: BlockStorageService, ctx: RequestContext, body: Any) -> V
         raise BadRequest("Invalid input for field/attribute size. Value: None. None is not of type 'integer', "
                          "'string'")
     size = size_field(v["size"]) if v.get("size") is not None else None
-    image = fetch_image(svc, ctx, image_ref) if image_ref else None
+    image = peers.fetch_image(svc, ctx, image_ref) if image_ref else None
     if image is not None:
         if image.get("status") != "active":
             raise BadRequest(f"Invalid image identifier or unable to access requested image: image {image['id']} "
@@ -274,12 +172,12 @@ def create_volume(svc: BlockStorageService, ctx: RequestContext, body: Any) -> V
                                  f"backup size {bk.size}GB.")
             task_args = {"source": "backup", "backup_id": bk.id, "backup_size": bk.size,
                          "backup_data_id": (bk.volume_meta or {}).get("data_id") or bk.id,
-                         "container": bk.container, **peer_args(svc, ctx, "object-store")}
+                         "container": bk.container, **peers.peer_args(svc, ctx, "object-store")}
         elif image is not None:
             bootable = True
-            image_metadata = image_metadata_from(image)
+            image_metadata = peers.image_metadata_from(image)
             task_args = {"source": "image", "image_id": image["id"], "image_format": image.get("disk_format"),
-                         **peer_args(svc, ctx, "image")}
+                         **peers.peer_args(svc, ctx, "image")}
         assert size is not None
         if vtype is None:
             vtype = vtypes.default_type(s, svc)
@@ -344,73 +242,8 @@ def create_volume(svc: BlockStorageService, ctx: RequestContext, body: Any) -> V
 # --- list ------------------------------------------------------------------------------------
 
 
-def _literal_dict(value: str, name: str) -> dict[str, Any]:
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        raise BadRequest(f"Invalid filter {name}: {value}") from None
-    if not isinstance(parsed, dict):
-        raise BadRequest(f"Invalid filter {name}: {value}")
-    return parsed
-
-
 SORT_KEYS = {"id", "name", "status", "size", "created_at", "updated_at", "availability_zone", "bootable",
              "display_name", "volume_type", "project_id", "user_id"}
-
-
-def parse_sort(query: Any, keys: set[str], default: str = "created_at") -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    if query.get("sort"):
-        for part in str(query["sort"]).split(","):
-            key, _, d = part.strip().partition(":")
-            pairs.append((key.strip(), (d or "desc").strip().lower()))
-    else:
-        ks = [k.strip() for k in str(query.get("sort_key") or "").split(",") if k.strip()]
-        ds = [d.strip().lower() for d in str(query.get("sort_dir") or "").split(",") if d.strip()]
-        for i, k in enumerate(ks):
-            pairs.append((k, ds[i] if i < len(ds) else (ds[-1] if ds else "desc")))
-        if not ks and ds:
-            pairs.append((default, ds[0]))
-    for k, d in pairs:
-        if k not in keys:
-            raise BadRequest(f"Invalid input received: Invalid sort key {k}.")
-        if d not in ("asc", "desc"):
-            raise BadRequest(f"Invalid input received: Unknown sort direction {d}, must be 'desc' or 'asc'.")
-    if not pairs:
-        pairs = [(default, "desc")]
-    if not any(k == "id" for k, _ in pairs):
-        pairs.append(("id", pairs[-1][1]))
-    return pairs
-
-
-def sort_rows(rows: list[Any], pairs: list[tuple[str, str]], value: Any) -> list[Any]:
-    for key, direction in reversed(pairs):
-        rows.sort(key=lambda r: _sortable(value(r, key)), reverse=direction == "desc")
-    return rows
-
-
-def _sortable(v: Any) -> tuple[int, Any]:
-    if v is None:
-        return (0, "")
-    if isinstance(v, bool):
-        return (1, int(v))
-    if isinstance(v, (int, float)):
-        return (1, v)
-    return (2, str(v))
-
-
-def _time_filter(value: str, name: str) -> list[tuple[str, str]]:
-    out = []
-    for part in value.split(","):
-        op, _, ts = part.partition(":")
-        if op not in ("gt", "gte", "lt", "lte", "eq", "neq") or not ts:
-            raise BadRequest(f"Invalid filter {name}: {value}")
-        out.append((op, ts.replace("T", " ").rstrip("Z")))
-    return out
-
-
-def _cmp(op: str, a: str, b: str) -> bool:
-    return {"gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b, "eq": a == b, "neq": a != b}[op]
 
 
 def list_volumes(svc: BlockStorageService, ctx: RequestContext, query: Any) -> list[Volume]:
@@ -437,16 +270,16 @@ def list_volumes(svc: BlockStorageService, ctx: RequestContext, query: Any) -> l
         elif base in simple:
             rows = [v for v in rows if _matches(v, base, raw, types, like)]
         elif base == "metadata":
-            want = _literal_dict(raw, "metadata")
+            want = listing.literal_dict(raw, "metadata")
             rows = [v for v in rows if all((v.metadata_ or {}).get(k) == str(x) for k, x in want.items())]
         elif base in ("glance_metadata", "image_metadata"):
-            want = _literal_dict(raw, base)
+            want = listing.literal_dict(raw, base)
             rows = [v for v in rows if all((v.image_metadata or {}).get(k) == str(x) for k, x in want.items())]
         elif base in ("created_at", "updated_at"):
-            for op, ts in _time_filter(raw, base):
+            for op, ts in listing.time_filter(raw, base):
                 rows = [v for v in rows if getattr(v, base) is not None
-                        and _cmp(op, str(getattr(v, base)), ts)]
-    pairs = parse_sort(query, SORT_KEYS)
+                        and listing.compare(op, str(getattr(v, base)), ts)]
+    pairs = listing.parse_sort(query, SORT_KEYS)
 
     def value(v: Volume, key: str) -> Any:
         if key == "display_name":
@@ -456,7 +289,7 @@ def list_volumes(svc: BlockStorageService, ctx: RequestContext, query: Any) -> l
             return t.name if t else None
         return getattr(v, key)
 
-    return sort_rows(rows, pairs, value)
+    return listing.sort_rows(rows, pairs, value)
 
 
 def _matches(v: Volume, key: str, raw: str, types: dict[str, VolumeType], like: bool) -> bool:
