@@ -42,7 +42,7 @@ class Inspector:
         chunk = bytes(chunk)
         if len(self.head) < HEAD:
             self.head += chunk[: HEAD - len(self.head)]
-        self.tail = (self.tail + chunk)[-TAIL:]
+        self.tail = (self.tail + chunk[-TAIL:])[-TAIL:]  # never copy the whole chunk
         self.size += len(chunk)
 
     def result(self) -> Detected:

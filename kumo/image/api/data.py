@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio.to_thread
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
@@ -42,18 +44,33 @@ async def _receive(call: Call, staged: bool) -> Response:
     upload = await anyio.to_thread.run_sync(
         lambda: data.begin_upload(service, call.ctx, image_id, length, staged=staged, store_id=store_id)
     )
+    # One block in flight: the event loop gathers block n+1 from the socket while a worker
+    # thread hashes, inspects and writes block n (writes stay in order).
+    pending: asyncio.Future[None] | None = None
     try:
-        buf = bytearray()
+        parts: list[bytes] = []
+        gathered = 0
         async for chunk in call.request.stream():
-            buf += chunk
-            if len(buf) >= BUFFER:
-                block, buf = bytes(buf), bytearray()
-                await anyio.to_thread.run_sync(upload.write, block)
-        if buf:
-            await anyio.to_thread.run_sync(upload.write, bytes(buf))
+            parts.append(chunk)
+            gathered += len(chunk)
+            if gathered >= BUFFER:
+                block = b"".join(parts)
+                parts, gathered = [], 0
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(anyio.to_thread.run_sync(upload.write, block))
+        if pending is not None:
+            await pending
+            pending = None
+        if parts:
+            await anyio.to_thread.run_sync(upload.write, b"".join(parts))
         if length is not None and upload.size != length:
             raise BadRequest(f"Received {upload.size} bytes, but Content-Length said {length}.")
     except BaseException as err:
+        if pending is not None:  # let the block in flight finish before the data is removed
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved: the error being handled is the one that counts
         await anyio.to_thread.run_sync(data.fail_upload, upload, err)
         if isinstance(err, ClientDisconnect):
             raise BadRequest("The client disconnected during the upload.") from None
@@ -106,11 +123,21 @@ async def download_image(call: Call):
     chunks = store.read(dl.location, start, end) if dl.size else iter(())
 
     async def body():  # type: ignore[no-untyped-def]
-        while True:
-            chunk = await anyio.to_thread.run_sync(next, chunks, None)
-            if chunk is None:
-                return
-            yield chunk
+        # read the next chunk on a worker thread while this one is being sent
+        ahead = asyncio.ensure_future(anyio.to_thread.run_sync(next, chunks, None))
+        try:
+            while True:
+                chunk = await ahead
+                if chunk is None:
+                    return
+                ahead = asyncio.ensure_future(anyio.to_thread.run_sync(next, chunks, None))
+                yield chunk
+        finally:
+            if not ahead.done():
+                await asyncio.wait([ahead])
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     return StreamingResponse(
         body(), status_code=status, headers=headers, media_type="application/octet-stream"

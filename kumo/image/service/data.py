@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -59,6 +61,19 @@ def _uploading_count(s: Any, owner: str | None) -> int:
     )
 
 
+PARALLEL_HASH = 256 * 1024  # blocks at least this large hash sha512 on a helper thread
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kumo-image-hash")
+        return _pool
+
+
 @dataclass
 class Upload:
     """One stream of data on its way into a store (call ``write`` off the event loop)."""
@@ -86,10 +101,21 @@ class Upload:
         if self.limit is not None and self.size > self.limit:
             quota = "image_stage_total" if self.staged else "image_size_total"
             raise PayloadTooLarge(f"The image would exceed the project's {quota} quota.")
-        self.md5.update(data)
-        self.sha512.update(data)
-        self.inspector.feed(data)
-        self.writer.write(data)
+        if len(data) < PARALLEL_HASH:
+            self.md5.update(data)
+            self.sha512.update(data)
+            self.inspector.feed(data)
+            self.writer.write(data)
+            return
+        # hashlib releases the GIL on large buffers: sha512 runs on another core while this
+        # thread does md5, inspection and the write (the two hashes are most of the CPU cost).
+        pending = _hash_pool().submit(self.sha512.update, data)
+        try:
+            self.md5.update(data)
+            self.inspector.feed(data)
+            self.writer.write(data)
+        finally:
+            pending.result()
 
 
 def begin_upload(
