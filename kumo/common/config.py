@@ -159,6 +159,10 @@ class BlockStorageSettings(BaseModel):
     heartbeat_interval: float = 10.0
     service_down_time: int = 60
     agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
+    # Multi-node attach: the volume agent exports volumes to remote compute hosts over NBD
+    # (qemu-storage-daemon) on nbd_address:nbd_port (node.address when empty); 0 = off.
+    nbd_port: int = Field(0, ge=0, le=65535)
+    nbd_address: str = ""
     default_volume_type: str = "__DEFAULT__"
     backup_container: str = "volumebackups"
     # Default quotas of every project (-1: unlimited), as cinder.conf's quota_* options.

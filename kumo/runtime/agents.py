@@ -80,7 +80,7 @@ async def block_storage_agent(runtime: Runtime, service: ServiceSpec, app: Any) 
     if not conf.run_agent or settings.workers > 1:
         yield
         return
-    from kumo.agents.block_storage.agent import VolumeAgent, make_backend
+    from kumo.agents.block_storage.agent import VolumeAgent, make_backend, make_exporter
     from kumo.block_storage.app import agent_secret
 
     backend = make_backend(conf.backend, settings.data_dir, conf)
@@ -95,6 +95,7 @@ async def block_storage_agent(runtime: Runtime, service: ServiceSpec, app: Any) 
             zone=conf.zone,
             heartbeat_interval=conf.heartbeat_interval,
             scratch=settings.data_dir / "volumes" / "tmp",
+            exporter=make_exporter(settings),
         )
         task = asyncio.create_task(agent.run())
         try:

@@ -6,7 +6,8 @@
 - ``compute``: the compute agent and this host's network agent (bridges, VXLAN, security groups
   for local ports), talking to the controller over HTTP.
 - ``network``: the network agent hosting DHCP, routers, floating IPs and the metadata proxy.
-- ``storage``: an object-storage node (the devices the ring gives this node's name).
+- ``storage``: an object-storage node (the devices the ring gives this node's name) and a volume
+  agent (block storage back end; NBD exports for compute hosts when ``block_storage.nbd_port`` is set).
 
 Any service can still be served alone (``kumo serve image``); the compute and network *APIs*
 alone are ``compute-api`` and ``network-api`` (every service also answers to ``<name>-api``).
@@ -133,7 +134,7 @@ async def _compute_agent(settings: Settings, info: NodeInfo, client: httpx.Async
     if driver_name == "qemu":
         from kumo.agents.compute.qemu.driver import from_settings
 
-        driver = from_settings(settings)
+        driver = from_settings(settings, cloud=NODE_CLOUD)
     else:
         driver = make_driver(driver_name, settings.data_dir / "compute")
     agent = ComputeAgent(client, info.endpoints["compute"], settings.compute.agent_secret, driver,
@@ -184,6 +185,43 @@ async def _storage_node(settings: Settings, info: NodeInfo) -> AsyncIterator[Non
             await asyncio.wait_for(task, 10)
 
 
+def _volume_api(endpoints: dict[str, str]) -> str | None:
+    """The block storage API root (``.../volume/v3``) from the catalog's project-scoped URL."""
+    url = endpoints.get("block-storage") or endpoints.get("volumev3")
+    if not url:
+        return None
+    url = url.rstrip("/")
+    return url if url.endswith("/v3") else url.rsplit("/", 1)[0]
+
+
+@contextlib.asynccontextmanager
+async def _volume_agent(settings: Settings, info: NodeInfo, client: httpx.AsyncClient,
+                        say: Callable[[str], None]) -> AsyncIterator[None]:
+    """A storage node's volume agent: its back end under the data dir, NBD exports for the
+    compute hosts when ``block_storage.nbd_port`` is set (docs/multinode.md)."""
+    from kumo.agents.block_storage.agent import VolumeAgent, make_backend, make_exporter
+
+    conf = settings.block_storage
+    base = _volume_api(info.endpoints)
+    if base is None or not conf.agent_secret:
+        say("volume agent: not running (no block storage endpoint or agent secret; re-join the node)")
+        yield
+        return
+    exporter = make_exporter(settings)
+    agent = VolumeAgent(client, base, conf.agent_secret, make_backend(conf.backend, settings.data_dir, conf),
+                        host=conf.host or info.name, zone=conf.zone, heartbeat_interval=conf.heartbeat_interval,
+                        scratch=settings.data_dir / "volumes" / "tmp", exporter=exporter)
+    say(f"volume agent: {agent.host}" + (f", NBD exports on {exporter.address}:{exporter.port}" if exporter else ""))
+    task = asyncio.create_task(agent.run(), name="volume-agent")
+    try:
+        yield
+    finally:
+        agent.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 async def run_agents(settings: Settings, roles: list[str], say: Callable[[str], None],
                      stop: asyncio.Event | None = None) -> None:
     """Run this node's agents until ``stop`` is set (or forever)."""
@@ -199,6 +237,7 @@ async def run_agents(settings: Settings, roles: list[str], say: Callable[[str], 
         if "storage" in roles:
             await stack.enter_async_context(_storage_node(settings, info))
             say(f"object-storage node {info.name} on {settings.host}:{settings.port}")
+            await stack.enter_async_context(_volume_agent(settings, info, client, say))
         beat = asyncio.create_task(_heartbeats(settings, info, client), name="node-heartbeat")
         say(f"node {info.name} ({', '.join(roles)}) is running; controller {info.config.get('controller_url')}")
         try:

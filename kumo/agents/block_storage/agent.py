@@ -25,7 +25,9 @@ from typing import Any
 import anyio.to_thread
 import httpx
 
+from kumo.agents.block_storage import nbd
 from kumo.agents.block_storage.backend import Backend, PermanentError, TemporaryError
+from kumo.agents.block_storage.nbd import NbdExporter
 
 log = logging.getLogger("kumo.agents.block_storage")
 
@@ -44,6 +46,7 @@ class VolumeAgent:
         heartbeat_interval: float = 10.0,
         scratch: Path | None = None,
         http: Callable[[], httpx.Client] | None = None,
+        exporter: NbdExporter | None = None,
     ) -> None:
         self.client = client
         self.base = base_url.rstrip("/") + "/kumo-agent"
@@ -56,6 +59,10 @@ class VolumeAgent:
         self._http = http or (lambda: httpx.Client(timeout=httpx.Timeout(60.0, read=600.0)))
         self._busy: dict[str, tuple[int, asyncio.Task[None]]] = {}
         self._stop = asyncio.Event()
+        self.exporter = exporter  # NBD exports for remote compute hosts (multi-node); None: local paths only
+        self._served: set[str] = set()
+        self._exports_task: asyncio.Task[None] | None = None
+        self._exports_wanted: Any = None
 
     # --- control plane ---------------------------------------------------------------------------
     async def _post(self, path: str, body: Any = None) -> httpx.Response:
@@ -66,8 +73,11 @@ class VolumeAgent:
 
     async def _capacity(self) -> dict[str, Any]:
         cap = await anyio.to_thread.run_sync(self.backend.capacity)
-        return {"total_gb": cap.total_gb, "free_gb": cap.free_gb, "provisioned_gb": cap.provisioned_gb,
-                "storage_protocol": self.backend.driver_volume_type}
+        out = {"total_gb": cap.total_gb, "free_gb": cap.free_gb, "provisioned_gb": cap.provisioned_gb,
+               "storage_protocol": self.backend.driver_volume_type}
+        if self.exporter is not None:
+            out["nbd"] = {**self.exporter.endpoint, "exports": sorted(self._served)}
+        return out
 
     async def register(self) -> None:
         r = await self._post("/hosts", {"host": self.host, "backend": self.backend.name, "zone": self.zone,
@@ -108,6 +118,8 @@ class VolumeAgent:
                     generation = -1
         finally:
             hb.cancel()
+            if self._exports_task is not None:
+                self._exports_task.cancel()
             for _seq, t in list(self._busy.values()):
                 t.cancel()
 
@@ -128,6 +140,30 @@ class VolumeAgent:
                 task = item.get("task") or {}
                 if task:
                     self._dispatch(kind[:-1], item, task)
+        if self.exporter is not None and "exports" in doc:
+            self._exports_wanted = doc["exports"]
+            if self._exports_task is None or self._exports_task.done():
+                self._exports_task = asyncio.create_task(self._sync_exports())
+
+    async def _sync_exports(self) -> None:
+        """Serve the NBD exports the control plane wants; report the served set right away
+        (the API waits for an attachment's export before it hands out the connection info)."""
+        assert self.exporter is not None
+        while self._exports_wanted is not None:
+            doc, self._exports_wanted = self._exports_wanted, None
+            try:
+                wanted = nbd.wanted_exports(doc, self.backend.connection_info, self.backend.volume_exists)
+                served = await anyio.to_thread.run_sync(self.exporter.reconcile, wanted)
+            except Exception as exc:  # retried with the next work document
+                log.warning("volume agent: NBD exports failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if served != self._served:
+                self._served = served
+                try:
+                    await self._post(f"/hosts/{self.host}/heartbeat", {"capacity": await self._capacity()})
+                except Exception as exc:
+                    log.warning("volume agent: reporting exports failed: %s", exc)
 
     def _dispatch(self, kind: str, item: dict[str, Any], task: dict[str, Any]) -> None:
         key = f"{kind}:{item['id']}"
@@ -336,3 +372,14 @@ def make_backend(kind: str, data_dir: Path, settings: Any) -> Backend:
             raise ValueError("the lvm back end needs block_storage.lvm_volume_group")
         return LvmBackend(settings.lvm_volume_group, pool=settings.lvm_thin_pool)  # type: ignore[return-value]
     raise ValueError(f"unknown volume back end {kind!r}")
+
+
+def make_exporter(settings: Any) -> NbdExporter | None:
+    """The NBD exporter when ``block_storage.nbd_port`` is set (multi-node attach), else None."""
+    conf = settings.block_storage
+    if not conf.nbd_port:
+        return None
+    address = conf.nbd_address or settings.node.address
+    if not address:
+        raise ValueError("block_storage.nbd_port needs block_storage.nbd_address or node.address")
+    return NbdExporter(settings.data_dir / "volumes" / "nbd", address, conf.nbd_port)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, NotFound
 from kumo.block_storage.models import Backup, Host, Message, Snapshot, Volume
+from kumo.block_storage.service import attachments
 from kumo.block_storage.service.core import BlockStorageService, new_uuid, now
 
 
@@ -81,6 +82,7 @@ def desired(svc: BlockStorageService, host: str) -> dict[str, Any]:
             "volume_ids": [v.id for v in vols],
             "snapshot_ids": [x.id for x in snaps],
             "busy_volume_ids": sorted(restore_into),
+            "exports": attachments.wanted_exports(s, pool),
         }
 
 

@@ -7,13 +7,15 @@ volume: available -> reserved/attaching -> in-use -> detaching -> available (whe
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
-from kumo.block_storage.models import Attachment, Volume, VolumeType
+from kumo.block_storage.models import Attachment, Host, Volume, VolumeType
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, new_uuid, now
 from kumo.block_storage.service.volumes import load
@@ -29,7 +31,8 @@ def live(s: Session, volume_id: str) -> list[Attachment]:
                           .order_by(Attachment.created_at)).scalars())
 
 
-def connection_info(s: Session, v: Volume, connector: dict[str, Any] | None, mode: str = "rw") -> dict[str, Any]:
+def connection_info(s: Session, v: Volume, connector: dict[str, Any] | None, mode: str = "rw",
+                    export: str | None = None) -> dict[str, Any]:
     """What the hypervisor needs to open the volume (the agent reported it when it created the volume)."""
     if not v.provider:
         raise BadRequest(f"Invalid volume: Volume {v.id} is not ready on its storage host yet.")
@@ -48,7 +51,62 @@ def connection_info(s: Session, v: Volume, connector: dict[str, Any] | None, mod
     info["serial"] = v.id
     if connector and connector.get("host") and v.host and connector["host"] != v.host.split("@")[0]:
         info["data"]["remote_host"] = v.host.split("@")[0]
+        endpoint = nbd_endpoint(s, v)
+        if endpoint is not None and export:
+            # The storage host exports the volume over NBD for this attachment only (the agent
+            # serves it raw whatever the back end's format); the name is the only credential.
+            keep = {k: info["data"][k] for k in ("volume_id", "access_mode", "encrypted", "qos_specs", "discard",
+                                                  "remote_host")}
+            info = {"driver_volume_type": "nbd", "serial": v.id,
+                    "data": {**keep, "host": endpoint["host"], "port": endpoint["port"], "export": export,
+                             "format": "raw"}}
     return info
+
+
+def nbd_endpoint(s: Session, v: Volume) -> dict[str, Any] | None:
+    """The NBD server the volume's storage host advertises (multi-node), or None."""
+    h = s.get(Host, (v.host or "").split("#")[0])
+    nbd = (h.capacity or {}).get("nbd") if h is not None else None
+    if isinstance(nbd, dict) and isinstance(nbd.get("host"), str) and isinstance(nbd.get("port"), int):
+        return nbd
+    return None
+
+
+EXPORT_WAIT = 30.0  # seconds the API waits for the storage host to serve a new NBD export
+
+
+def wait_exported(svc: BlockStorageService, att: Attachment, timeout: float | None = None) -> None:
+    """Wake the volume agents and wait until the attachment's NBD export is served (the
+    hypervisor opens it right after this call returns). Returns on timeout too: the attach then
+    fails on the compute host with QEMU's error, and the export appears on the agent's next pass."""
+    info = att.connection_info or {}
+    if info.get("driver_volume_type") != "nbd":
+        return
+    name = (info.get("data") or {}).get("export")
+    svc.wake_agents()
+    deadline = time.monotonic() + (EXPORT_WAIT if timeout is None else timeout)
+    while True:
+        with svc.db.reader() as s:
+            v = s.get(Volume, att.volume_id)
+            endpoint = nbd_endpoint(s, v) if v is not None else None
+            if endpoint is None or name in (endpoint.get("exports") or []):
+                return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+def wanted_exports(s: Session, pool: str) -> list[dict[str, Any]]:
+    """The NBD exports a storage host must serve: one per live remote attachment of its volumes."""
+    rows = s.execute(select(Attachment, Volume).join(Volume, Volume.id == Attachment.volume_id)
+                     .where(Volume.host == pool)).all()
+    out = []
+    for att, v in rows:
+        info = att.connection_info or {}
+        if info.get("driver_volume_type") == "nbd" and (info.get("data") or {}).get("export"):
+            out.append({"name": info["data"]["export"], "volume_id": v.id,
+                        "read_only": info["data"].get("access_mode") == "ro"})
+    return out
 
 
 def _settle(v: Volume, s: Session) -> None:
@@ -105,12 +163,15 @@ def create_attachment(svc: BlockStorageService, ctx: RequestContext, body: Any) 
         if connector:
             _connect(s, v, att, connector)
         _settle(v, s)
+    wait_exported(svc, att)
     return att
 
 
 def _connect(s: Session, v: Volume, att: Attachment, connector: dict[str, Any]) -> None:
     att.connector = connector
-    att.connection_info = connection_info(s, v, connector, att.attach_mode)
+    previous = (att.connection_info or {}).get("data") or {}
+    export = previous.get("export") or secrets.token_urlsafe(24)  # per attachment, 192 random bits
+    att.connection_info = connection_info(s, v, connector, att.attach_mode, export=export)
     att.attached_host = connector.get("host")
     att.mountpoint = connector.get("mountpoint") or att.mountpoint
     att.status = "attaching"
@@ -137,6 +198,7 @@ def update_attachment(svc: BlockStorageService, ctx: RequestContext, attachment_
             raise BadRequest(f"Invalid volume attachment: attachment {att.id} is already attached.")
         _connect(s, v, att, a["connector"])
         _settle(v, s)
+    wait_exported(svc, att)
     return att
 
 
@@ -158,12 +220,16 @@ def delete_attachment(svc: BlockStorageService, ctx: RequestContext, attachment_
     with svc.db.session() as s:
         att = load_attachment(s, svc, ctx, attachment_id)
         v = s.get(Volume, att.volume_id)
+        remote = (att.connection_info or {}).get("driver_volume_type") == "nbd"
         s.delete(att)
         s.flush()
+        rows: list[Attachment] = []
         if v is not None:
             _settle(v, s)
-            return live(s, v.id)
-    return []
+            rows = live(s, v.id)
+    if remote:
+        svc.wake_agents()  # the storage host drops the export
+    return rows
 
 
 def list_attachments(svc: BlockStorageService, ctx: RequestContext, query: Any) -> list[Attachment]:

@@ -122,6 +122,15 @@ async def join(call: Call) -> dict[str, Any]:
     return {"node": {"name": node.name, "roles": roles, "key": key, "address": address}, "config": config}
 
 
+def _block_storage_config(runtime: Runtime) -> dict[str, Any] | None:
+    """The volume agent secret for storage nodes (None when block storage is not installed)."""
+    try:
+        from kumo.block_storage.app import agent_secret
+    except ImportError:  # pragma: no cover - block storage ships with kumo
+        return None
+    return {"agent_secret": agent_secret(runtime), "heartbeat_interval": runtime.settings.block_storage.heartbeat_interval}
+
+
 def node_config(runtime: Runtime, nodes_url: str, endpoints: dict[str, str], username: str,
                 password: str) -> dict[str, Any]:
     """What a joining node needs to reach and authenticate to the control plane."""
@@ -146,6 +155,7 @@ def node_config(runtime: Runtime, nodes_url: str, endpoints: dict[str, str], use
         "compute": {"agent_secret": agent_secret(runtime),
                     "heartbeat_interval": settings.compute.heartbeat_interval},
         "metadata_secret": meta.read_text().strip() if meta.is_file() else "",
+        "block_storage": _block_storage_config(runtime),
         "object_ring": base64.b64encode(ring.read_bytes()).decode() if ring.is_file() else None,
         "node": {"heartbeat_interval": settings.node.heartbeat_interval},
     }

@@ -61,6 +61,10 @@ def write_node_files(data_dir: Path, answer: dict[str, Any], *, host: str, port:
     if "network" not in node["roles"]:
         agent["public_test_namespace"] = ""  # floating IPs are served from the network nodes
     settings["network_agent"] = agent
+    if "storage" in node["roles"] and cfg.get("block_storage"):  # the volume agent of a storage node
+        settings["block_storage"] = {**settings.get("block_storage", {}), "host": name,
+                                     "agent_secret": cfg["block_storage"]["agent_secret"],
+                                     "heartbeat_interval": cfg["block_storage"]["heartbeat_interval"]}
     for section, values in (extra_toml or {}).items():
         if isinstance(values, dict):
             settings[section] = {**settings.get(section, {}), **values}

@@ -2,8 +2,10 @@
 process per service, on PostgreSQL when KUMO_TEST_POSTGRES_URL is set), compute1, compute2 and
 network1, each node joined with ``kumo join`` and run with ``kumo serve <role>``.
 
-The compute nodes run the ``fake`` virt driver: placement, lifecycle, heartbeats and re-adoption
-are real, no VM boots. The network agents use the linux driver inside their namespaces.
+The compute nodes run the ``fake`` virt driver for (a)-(f): placement, lifecycle, heartbeats and
+re-adoption are real, no VM boots; (g) restarts them with the qemu driver (TCG) when QEMU is
+installed and boots real guests. The network agents use the linux driver inside their namespaces.
+Storage nodes run volume agents exporting volumes over NBD (f, g).
 
 The scenarios run in order in ONE test (one bed: building it costs ~20 s, and pytest-xdist would
 otherwise spread the scenarios over workers and build several); each step says which one failed.
@@ -239,6 +241,201 @@ def step_e_storage_node_down(bed: Testbed, servers: Servers) -> None:
     wait_for("storage2 to receive the writes it missed", lambda: replicas_on_storage2() == 12, timeout=60)
 
 
+def _qemu_io(bed: Testbed, node: str, info: dict, command: str, *opts: str) -> subprocess.CompletedProcess:
+    d = info["data"]
+    url = f"nbd://{d['host']}:{d['port']}/{d['export']}"
+    return subprocess.run(["ip", "netns", "exec", bed.nodes[node].ns, "qemu-io", *opts, "-f", "raw", "-c", command,
+                           url], capture_output=True, text=True, timeout=60)
+
+
+def step_f_volume_from_storage_node(bed: Testbed, servers: Servers, hosts: dict[str, str]) -> dict[str, float]:
+    """(f) a volume placed on a storage node is attached to a server on a compute node: the storage
+    node's volume agent exports it over NBD for that attachment only; the compute node's namespace
+    writes and reads it across the bed's network; detached, the export is gone."""
+    demo = servers.demo
+    cinder = httpx.Client(base_url=demo.block_storage.get_endpoint().rstrip("/"),
+                          headers={"X-Auth-Token": demo.session.get_token(), "OpenStack-API-Version": "volume 3.44"},
+                          timeout=60)
+    admin_cinder = httpx.Client(base_url=servers.admin.block_storage.get_endpoint().rstrip("/"),
+                                headers={"X-Auth-Token": servers.admin.session.get_token()}, timeout=60)
+    with cinder, admin_cinder:
+        r = cinder.post("/volumes", json={"volume": {"size": 1, "name": "mn-nbd"}})
+        assert r.status_code == 202, r.text
+        vid = r.json()["volume"]["id"]
+        wait_for("the volume available", lambda: cinder.get(f"/volumes/{vid}").json()["volume"]["status"]
+                 == "available", timeout=60)
+        vol_host = admin_cinder.get(f"/volumes/{vid}").json()["volume"]["os-vol-host-attr:host"]
+        assert vol_host.startswith("storage"), vol_host
+        sid = next(sid for sid, h in hosts.items() if h == "compute1")
+        started = time.monotonic()
+        demo.compute.create_volume_attachment(sid, volume_id=vid)
+        wait_for("the volume in-use", lambda: cinder.get(f"/volumes/{vid}").json()["volume"]["status"] == "in-use",
+                 timeout=60, interval=0.2)
+        attach_s = time.monotonic() - started
+        atts = cinder.get("/attachments", params={"volume_id": vid}).json()["attachments"]
+        assert len(atts) == 1, atts
+        info = cinder.get(f"/attachments/{atts[0]['id']}").json()["attachment"]["connection_info"]
+        storage = bed.nodes[vol_host.split("@")[0]]
+        assert info["driver_volume_type"] == "nbd", info
+        assert info["data"]["host"] == storage.address and len(info["data"]["export"]) >= 32, info
+        w = _qemu_io(bed, "compute1", info, "write -P 0x4d 4096 64k")
+        assert w.returncode == 0, w.stdout + w.stderr
+        t0 = time.monotonic()
+        big = _qemu_io(bed, "compute1", info, "write -P 0x33 1M 64M")
+        write_mbs = 64 / (time.monotonic() - t0)
+        assert big.returncode == 0, big.stderr
+        t0 = time.monotonic()
+        rd = _qemu_io(bed, "compute2", info, "read -P 0x33 1M 64M", "-r")
+        read_mbs = 64 / (time.monotonic() - t0)
+        assert "read 67108864/67108864" in rd.stdout, rd.stdout + rd.stderr
+        assert "read 65536/65536" in _qemu_io(bed, "compute2", info, "read -P 0x4d 4096 64k", "-r").stdout
+        wrong = dict(info, data={**info["data"], "export": info["data"]["export"][:-2] + "xx"})
+        assert _qemu_io(bed, "compute1", wrong, "read 0 512", "-r").returncode != 0  # the name is the credential
+        demo.compute.delete_volume_attachment(vid, sid)
+        wait_for("the volume available again", lambda: cinder.get(f"/volumes/{vid}").json()["volume"]["status"]
+                 == "available", timeout=60)
+        wait_for("the export removed", lambda: _qemu_io(bed, "compute1", info, "read 0 512", "-r").returncode != 0,
+                 timeout=30)
+        assert cinder.delete(f"/volumes/{vid}").status_code == 202
+    print(f"volume on {vol_host} attached to a server on compute1 in {attach_s:.2f}s; over NBD from compute "
+          f"namespaces: write {write_mbs:.0f} MB/s, read {read_mbs:.0f} MB/s (qemu-io, 64 MiB)")
+    return {"nbd_attach_s": attach_s, "nbd_write_mbs": write_mbs, "nbd_read_mbs": read_mbs}
+
+
+GUEST_TIMEOUT = 240.0  # serial console output of TCG guests on a loaded 2-core machine
+PING = r"""#!/bin/sh
+(
+i=0
+while [ $i -lt 120 ]; do
+  if ping -c 1 -W 2 @PEER@ >/dev/null 2>&1; then echo "PING-OK @PEER@"; break; fi
+  sleep 1; i=$((i+1))
+done
+[ $i -lt 120 ] || echo "PING-TIMEOUT"
+i=0
+while [ $i -lt 300 ]; do
+  for s in /sys/block/vd*/serial; do
+    [ -e "$s" ] || continue
+    case "$(cat "$s")" in
+    @SERIAL@*)
+      d=${s%/serial}; d=/dev/${d##*/}
+      [ -b "$d" ] || break
+      printf "%s" "@MARKER@" | dd of="$d" bs=512 conv=sync 2>/dev/null; sync
+      echo "MARKER-WRITTEN $(dd if="$d" bs=64 count=1 2>/dev/null | tr -d "\000")"
+      exit 0 ;;
+    esac
+  done
+  sleep 1; i=$((i+1))
+done
+echo "MARKER-TIMEOUT"
+) </dev/null >/dev/console 2>&1 &
+"""
+
+
+def qemu_available() -> bool:
+    import os
+    import shutil
+
+    return os.geteuid() == 0 and shutil.which("qemu-system-x86_64") is not None
+
+
+def step_g_qemu_guests(bed: Testbed, servers: Servers, tmp_path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """(g) compute1 and compute2 restarted with the qemu driver (TCG): a kumo-tiny VM on each, on
+    one VXLAN tenant network (DHCP from network1); the VM on compute1 pings the one on compute2,
+    then writes a marker to a volume of a storage node attached over NBD; the storage node's
+    volume file holds it."""
+    import secrets
+
+    from kumo.agents.compute import tiny_image
+
+    admin = servers.admin
+    for server in list(admin.compute.servers(all_projects=True)):  # the fake driver's servers
+        admin.compute.delete_server(server.id)
+    wait_for("the fake servers gone", lambda: not list(admin.compute.servers(all_projects=True)), timeout=60)
+    for name in ("compute1", "compute2"):
+        node = bed.nodes[name]
+        bed.kill_node(node, signal.SIGTERM)
+        node.env.update({"KUMO_COMPUTE__DRIVER": "qemu", "KUMO_COMPUTE__SHUTDOWN_TIMEOUT": "10"})
+        bed.start_node(node)
+    def qemu_hosts_up() -> bool:
+        for name in ("compute1", "compute2"):
+            proc = bed.nodes[name].proc
+            assert proc is not None and proc.poll() is None, f"{name} exited:\n{bed.node_log(bed.nodes[name])}"
+        return compute_hosts(bed) == {"compute1": "up", "compute2": "up"}
+
+    time.sleep(3)  # the killed agents' last heartbeats are still fresh
+    wait_for("both qemu compute hosts up", qemu_hosts_up, timeout=60, interval=0.5)
+    path = tiny_image.build()
+    image = bed.cli_json("image", "create", "--disk-format", "qcow2", "--container-format", "bare", "--public",
+                         "--property", "hw_disk_bus=virtio", "--property", "hw_vif_model=virtio",
+                         "--file", str(path), "mn-tiny")
+    net = admin.network.create_network(name="mn-vm")
+    subnet = admin.network.create_subnet(network_id=net.id, cidr="10.99.8.0/24", ip_version=4, name="mn-vm")
+    addrs = {"compute1": "10.99.8.21", "compute2": "10.99.8.22"}
+    ports = {h: admin.network.create_port(network_id=net.id, port_security_enabled=False,
+                                          fixed_ips=[{"subnet_id": subnet.id, "ip_address": a}])
+             for h, a in addrs.items()}
+    r = httpx.post(admin.block_storage.get_endpoint().rstrip("/") + "/volumes",
+                   headers={"X-Auth-Token": admin.session.get_token()},
+                   json={"volume": {"size": 1, "name": "mn-vm-vol"}}, timeout=60)
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    marker = f"kumo-mn-{secrets.token_hex(6)}"
+    ids = {}
+    started = time.monotonic()
+    for host, peer in (("compute1", "compute2"), ("compute2", "compute1")):
+        script = tmp_path / f"{host}.sh"
+        script.write_text(PING.replace("@PEER@", addrs[peer]).replace("@SERIAL@", vid[:20] if host == "compute1"
+                                                                        else "none").replace("@MARKER@", marker))
+        ids[host] = bed.cli_json("server", "create", f"mn-vm-{host}", "--flavor", "42", "--image", image["id"],
+                                 "--port", ports[host].id, "--availability-zone", f"nova:{host}",
+                                 "--config-drive", "True", "--user-data", str(script))["id"]
+
+    def console(sid: str) -> str:
+        return bed.cli("console", "log", "show", sid).stdout
+
+    def active(sid: str) -> bool:
+        server = admin.compute.get_server(sid)
+        assert server.status != "ERROR", (server.fault, bed.node_log(bed.nodes[server.compute_host or "compute1"]))
+        return server.status == "ACTIVE"
+
+    try:
+        for sid in ids.values():
+            wait_for("the VM ACTIVE", lambda sid=sid: active(sid), timeout=GUEST_TIMEOUT, interval=1)
+        assert {h: admin.compute.get_server(sid).compute_host for h, sid in ids.items()} == \
+            {"compute1": "compute1", "compute2": "compute2"}
+        wait_for("compute1's VM pinging compute2's over VXLAN", lambda: "PING-OK" in console(ids["compute1"]),
+                 timeout=GUEST_TIMEOUT, interval=2)
+        pinged = time.monotonic() - started
+        wait_for("the volume available", lambda: admin.block_storage.get_volume(vid).status == "available",
+                 timeout=60)
+        t0 = time.monotonic()
+        admin.compute.create_volume_attachment(ids["compute1"], volume_id=vid)
+        wait_for("the volume in-use", lambda: admin.block_storage.get_volume(vid).status == "in-use", timeout=120)
+        attach_s = time.monotonic() - t0
+        log = wait_for("the guest's marker on the NBD volume", lambda: (c := console(ids["compute1"])) and
+                       ("MARKER-WRITTEN" in c or "MARKER-TIMEOUT" in c) and c, timeout=GUEST_TIMEOUT, interval=2)
+        assert f"MARKER-WRITTEN {marker}" in log, log[-2000:]
+        vol_host = admin.block_storage.get_volume(vid).host
+        storage = bed.nodes[vol_host.split("@")[0]]
+        admin.compute.delete_volume_attachment(vid, ids["compute1"])
+        wait_for("the volume detached", lambda: admin.block_storage.get_volume(vid).status == "available",
+                 timeout=120)
+        data = subprocess.run(["qemu-io", "-r", "-U", "-c", "read -v 0 32",
+                               str(storage.data_dir / "volumes" / f"volume-{vid}")],
+                              capture_output=True, text=True, timeout=30).stdout
+        dumped = "".join("".join(line.split("  ")[1].split()) for line in data.splitlines()[:2])  # hex bytes
+        assert dumped.startswith(marker.encode().hex()), data
+    finally:
+        for sid in ids.values():
+            admin.compute.delete_server(sid)
+        wait_for("the VMs gone", lambda: not list(admin.compute.servers(all_projects=True)), timeout=120)
+        for p in ports.values():
+            admin.network.delete_port(p.id)
+    print(f"QEMU guests on compute1/compute2: ping over VXLAN {pinged:.1f}s after the first server create; "
+          f"NBD volume attached to the running VM in {attach_s:.1f}s")
+    return {"qemu_ping_s": pinged, "qemu_nbd_attach_s": attach_s}
+
+
 def test_multinode_scenarios(bed: Testbed, tmp_path):  # type: ignore[no-untyped-def]
     disk = tmp_path / "disk.raw"
     disk.write_bytes(b"\0" * 65536)
@@ -250,4 +447,7 @@ def test_multinode_scenarios(bed: Testbed, tmp_path):  # type: ignore[no-untyped
     step_c_compute_node_down_and_back(bed, servers, hosts)
     step_d_vxlan_between_hosts(bed, servers, tmp_path)
     if any(n.role == "storage" for n in bed.nodes.values()):
+        step_f_volume_from_storage_node(bed, servers, hosts)
         step_e_storage_node_down(bed, servers)
+        if qemu_available():
+            step_g_qemu_guests(bed, servers, tmp_path)

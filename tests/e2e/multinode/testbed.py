@@ -37,6 +37,7 @@ OWNERS = Path("/tmp/kumo-multinode")  # <id> files holding the owning pytest's p
 BOOT = 'mount --make-rprivate /sys 2>/dev/null; mount -t sysfs kmn /sys && exec "$@"'
 ROLE_INDEX = {"compute": 10, "network": 20, "storage": 30}
 STORAGE_PORT = 6200  # storage nodes listen on their own address
+NBD_PORT = 10809  # storage nodes' volume agents export volumes to compute nodes here
 
 
 def _alive(pid: int) -> bool:
@@ -81,6 +82,34 @@ def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
+
+
+def qemu_pids(markers: list[str]) -> list[int]:
+    """Pids of qemu-system processes whose command line mentions one of ``markers`` (node data dirs)."""
+    out = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = entry.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("qemu-system") and any(m in cmdline for m in markers):
+            out.append(int(entry.parent.name))
+    return out
+
+
+def stop_nbd_daemon(data_dir: Path) -> None:
+    """Stop the NBD exporter a node's volume agent daemonized (found by its command line, which
+    names the node's data dir: the pid file may be gone with a removed pytest temp dir)."""
+    marker = f"path={data_dir}/volumes/nbd/"
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = entry.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-storage-daemon" in cmdline.split(" ", 1)[0] and marker in cmdline:
+            pids.append(int(entry.parent.name))
+    stop_pids(pids, timeout=5)
 
 
 def _run(*argv: str, check: bool = True) -> None:
@@ -219,6 +248,8 @@ class Testbed:
         url = getattr(self, "database_url", None)
         if url:
             env["KUMO_DATABASE__URL"] = url
+        if any(n.role == "storage" for n in self.nodes.values()):
+            env["KUMO_BLOCK_STORAGE__RUN_AGENT"] = "false"  # volumes live on the storage nodes
         env.update(self.env)
         return env
 
@@ -314,6 +345,9 @@ class Testbed:
             "KUMO_NETWORK_AGENT__HEARTBEAT_INTERVAL": "2",
             "KUMO_LOG_LEVEL": "warning",
             "KUMO_OBJECT_STORE__REPLICATOR_INTERVAL": "2",
+            **({"KUMO_BLOCK_STORAGE__NBD_PORT": str(NBD_PORT), "KUMO_BLOCK_STORAGE__NBD_ADDRESS": node.address,
+                "KUMO_BLOCK_STORAGE__HEARTBEAT_INTERVAL": "2", "KUMO_BLOCK_STORAGE__CAPACITY_GB": "20"}
+               if node.role == "storage" else {}),
             **node.env,
         })
 
@@ -448,6 +482,9 @@ class Testbed:
                     ip.netns_delete(ns)
                 except Exception as exc:
                     errors.append(exc)
+        for node in self.nodes.values():  # the volume agents' qemu-storage-daemon (it outlives an agent)
+            stop_nbd_daemon(node.data_dir)
+        stop_pids(qemu_pids([str(n.data_dir) + "/" for n in self.nodes.values()]), timeout=5)  # daemonized VMs
         for ns in self.guests:
             _netns_delete(ns)
         for node in self.nodes.values():

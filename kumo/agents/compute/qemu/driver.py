@@ -487,9 +487,10 @@ class QemuDriver:
                 "argv": self._saved(p, "argv.json") or None}
 
 
-def from_settings(settings: Any) -> QemuDriver:
-    """The driver of this host's compute agent: images fetched with the data dir's admin credentials."""
+def from_settings(settings: Any, cloud: str = "kumo-admin") -> QemuDriver:
+    """The driver of this host's compute agent: images fetched with the credentials of ``cloud`` in
+    the data dir's clouds.yaml (a joined node's is ``kumo-node``)."""
     clouds = Path(settings.data_dir) / "clouds.yaml"
-    fetch = disks.PasswordFetcher.from_clouds_yaml(clouds) if clouds.is_file() else None
+    fetch = disks.PasswordFetcher.from_clouds_yaml(clouds, cloud=cloud) if clouds.is_file() else None
     return QemuDriver(Path(settings.data_dir) / "compute", fetch, accel=settings.compute.accel,
                       stop_timeout=settings.compute.shutdown_timeout)
