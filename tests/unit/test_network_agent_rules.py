@@ -210,3 +210,73 @@ def test_agent_with_fake_driver_converges_and_reports(tmp_path: Path) -> None:
         await agent.stop()
 
     asyncio.run(go())
+
+
+def test_vm_port_active_only_once_its_dhcp_host_is_live(tmp_path: Path) -> None:
+    """Like Neutron's DHCP provisioning block: wired and filtered is not enough while dnsmasq lacks the MAC."""
+
+    async def go() -> None:
+        from kumo.agents.network.specs import PortSpec
+
+        driver, api = FakeDriver(), _Api()
+        gate = asyncio.Event()
+        real_ensure = driver.ensure_dhcp
+
+        def slow_ensure(spec):  # type: ignore[no-untyped-def]
+            if any(h.ip_address == "10.0.0.5" for h in spec.hosts) and not gate.is_set():
+                raise RuntimeError("dnsmasq not reloaded yet")
+            real_ensure(spec)
+
+        agent = NetworkAgent(driver, api, AgentSettings(host="node1", state_dir=tmp_path))  # type: ignore[arg-type]
+        agent.dhcp._ensure = slow_ensure  # type: ignore[attr-defined]
+        driver.plug_port(PortSpec("vm-port-1", "net-a", "fa:16:3e:00:00:05"))
+        await agent.apply(STATE)
+        for _ in range(50):
+            if agent.firewall.applied().get("firewall") is not None:
+                break
+            await asyncio.sleep(0.05)
+        present = driver.observe_ports()
+        assert agent.wanted_statuses(present)[("port", "vm-port-1")] == "DOWN"
+        gate.set()  # the reconciler retries the DHCP spec; the port follows
+        for _ in range(200):
+            if agent.wanted_statuses(present)[("port", "vm-port-1")] == "ACTIVE":
+                break
+            await asyncio.sleep(0.05)
+        assert agent.wanted_statuses(present)[("port", "vm-port-1")] == "ACTIVE"
+        # a compute-only node (DHCP served elsewhere) reports on L2 alone
+        l2 = NetworkAgent(FakeDriver(), _Api(), AgentSettings(host="node1", state_dir=tmp_path, dhcp=False))  # type: ignore[arg-type]
+        l2.driver.plug_port(PortSpec("vm-port-1", "net-a", "fa:16:3e:00:00:05"))
+        await l2.apply(STATE)
+        await l2.wait_converged(5)
+        assert l2.wanted_statuses(l2.driver.observe_ports())[("port", "vm-port-1")] == "ACTIVE"
+        await agent.stop()
+        await l2.stop()
+
+    asyncio.run(go())
+
+
+def test_linkwatch_wakes_on_a_new_link_in_a_private_netns() -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root for a private network namespace")
+    script = (
+        "import asyncio, subprocess, time\n"
+        "from kumo.agents.network import linkwatch\n"
+        "async def main():\n"
+        "    hits = []\n"
+        "    t = asyncio.create_task(linkwatch.watch(lambda: hits.append(1)))\n"
+        "    await asyncio.sleep(0.2)\n"
+        "    subprocess.run(['ip', 'tuntap', 'add', 'ktap-lwtest', 'mode', 'tap'], check=True)\n"
+        "    for _ in range(500):\n"
+        "        if hits: break\n"
+        "        await asyncio.sleep(0.01)\n"
+        "    t.cancel()\n"
+        "    print('woken' if hits else 'not woken')\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(["unshare", "-n", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "woken", out.stderr

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 APT_PACKAGES = ("busybox-static", "syslinux", "syslinux-common", "mtools", "dosfstools", "fdisk", "qemu-utils")
 TOOLS = {"busybox": "busybox-static", "syslinux": "syslinux", "mcopy": "mtools", "mkfs.vfat": "dosfstools",
@@ -49,7 +49,7 @@ for d in /sys/class/net/eth*; do
   [ -e "$d" ] || continue
   n=${d##*/}
   ip link set "$n" up
-  udhcpc -i "$n" -s /etc/udhcpc.sh -n -q -t 5 -T 1 -O staticroutes >/dev/null 2>&1 || echo "kumo-tiny: no DHCP lease on $n"
+  udhcpc -i "$n" -s /etc/udhcpc.sh -n -q -t 15 -T 2 -O staticroutes >/dev/null 2>&1 || echo "kumo-tiny: no DHCP lease on $n"
 done
 for d in /sys/class/net/eth*; do
   [ -e "$d" ] || continue

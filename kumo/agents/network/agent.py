@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
-from kumo.agents.network import translate
+from kumo.agents.network import linkwatch, translate
 from kumo.agents.network.client import NetworkApi
 from kumo.agents.network.config import AgentSettings
 from kumo.agents.network.driver import NetworkDriver
@@ -57,6 +57,9 @@ class NetworkAgent:
     async def run(self) -> None:
         self._tasks = [asyncio.create_task(self._heartbeats(), name="network-agent-heartbeat"),
                        asyncio.create_task(self._statuses(), name="network-agent-status")]
+        if self.driver.name == "linux":  # taps appear in this network namespace: react at once
+            self._tasks.append(asyncio.create_task(linkwatch.watch(self._status_wake.set),
+                                                   name="network-agent-linkwatch"))
         try:
             await self._poll()
         finally:
@@ -155,11 +158,11 @@ class NetworkAgent:
         d, wanted = self.desired, {}
         fw = self.firewall.applied().get(FIREWALL)
         filtered = {p.port_id for p in fw.ports} if fw is not None else set()
+        dhcp_done = self.dhcp.applied()
         for pid, port in d.vm_ports.items():
             plugged = self.driver.port_device(pid) in present
             secured = port.get("port_security_enabled") is False or pid in filtered
-            wanted[("port", pid)] = "ACTIVE" if plugged and secured else "DOWN"
-        dhcp_done = self.dhcp.applied()
+            wanted[("port", pid)] = "ACTIVE" if plugged and secured and self._dhcp_ready(port, dhcp_done) else "DOWN"
         for pid, net_id in d.dhcp_ports.items():
             spec = d.dhcp[net_id]
             wanted[("port", pid)] = "ACTIVE" if dhcp_done.get(self.driver.dhcp_key(spec)) == spec else "DOWN"
@@ -174,6 +177,22 @@ class NetworkAgent:
                   and routers_done.get(self.driver.router_key(spec)) == spec)
             wanted[("floatingip", fip["id"])] = "ACTIVE" if up else "DOWN"
         return wanted
+
+    def _dhcp_ready(self, port: dict[str, Any], dhcp_done: dict[str, Any]) -> bool:
+        """Whether the DHCP server this agent runs for the port's network already hands out its lease.
+
+        Like Neutron's DHCP provisioning block: a VM port is not ACTIVE (so the guest is not let
+        run) before its MAC/IP is in the live dnsmasq hosts file. Where DHCP runs on another node
+        (``dhcp`` off here) the network is absent from the desired DHCP specs and only L2 counts.
+        """
+        spec = self.desired.dhcp.get(port.get("network_id") or "")
+        if spec is None:
+            return True
+        want = {h for h in spec.hosts if h.mac_address == port.get("mac_address")}
+        if not want:
+            return True
+        applied = dhcp_done.get(self.driver.dhcp_key(spec))
+        return applied is not None and want <= set(applied.hosts)
 
     async def _statuses(self) -> None:
         while True:
