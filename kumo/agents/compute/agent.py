@@ -162,6 +162,8 @@ class ComputeAgent:
                     generation = doc["generation"]
                     for server in doc["servers"]:
                         self._dispatch(server)
+                    for sid in doc.get("evacuated") or ():
+                        await self._destroy_evacuated(sid)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -185,6 +187,19 @@ class ComputeAgent:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _destroy_evacuated(self, sid: str) -> None:
+        """A server evacuated to another host while this one was down: destroy the stale local copy."""
+        task = self._busy.get(sid)
+        if task is not None and not task.done():
+            return  # the next sync retries once the worker is gone
+        try:
+            await anyio.to_thread.run_sync(self.driver.ensure_deleted, sid)
+            r = await self._post(f"/hosts/{self.host}/evacuated/{sid}")
+            if r.status_code >= 400 and r.status_code != 404:
+                log.warning("compute agent: confirming cleanup of evacuated %s: %s", sid, r.status_code)
+        except Exception as exc:
+            log.warning("compute agent: cleaning up evacuated %s failed: %s", sid, exc)
 
     def _dispatch(self, server: dict[str, Any]) -> None:
         sid = server["id"]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call
-from kumo.compute.api.common import mv, svc
+from kumo.compute.api.common import link, mv, next_link, svc
 from kumo.compute.errors import BadRequest, NotFound
 from kumo.compute.models import ComputeNode, ComputeService, Migration, Server, ServerGroup
 from kumo.compute.service import quotas, servers
@@ -573,32 +573,125 @@ def show_usage(call: Call):
     return {"tenant_usage": usage[0] if usage else {}}
 
 
+# Query parameters os-migrations accepts per microversion (before 2.59 unknown ones are ignored).
+_MIGRATION_FILTERS = ("hidden", "host", "instance_uuid", "source_compute", "status", "migration_type")
+_MIGRATION_PARAMS_259 = (*_MIGRATION_FILTERS, "limit", "marker", "changes-since")
+_LIVE_IN_PROGRESS = ("queued", "preparing", "running")
+
+
+def _migration_query(call: Call) -> dict[str, str]:
+    v = mv(call)
+    allowed: tuple[str, ...] = _MIGRATION_FILTERS
+    if v.matches("2.59"):
+        allowed = _MIGRATION_PARAMS_259
+        if v.matches("2.66"):
+            allowed = (*allowed, "changes-before")
+        if v.matches("2.80"):
+            allowed = (*allowed, "user_id", "project_id")
+        unknown = sorted({k for k in call.query if k not in allowed})
+        if unknown:
+            raise BadRequest(
+                f"Invalid input for query parameters {', '.join(unknown)}. "
+                "Additional properties are not allowed."
+            )
+    out: dict[str, str] = {}
+    for key in allowed:
+        values = call.query.getlist(key)
+        if len(values) > 1 and v.matches("2.59"):
+            raise BadRequest(f"Invalid input for query parameters {key}. Expected a single value.")
+        if values:
+            out[key] = values[-1]
+    return out
+
+
+def _filter_migrations(call: Call, q: dict[str, str]) -> list[Migration]:
+    from kumo.compute.service.servers import _parse_time
+
+    stmt = select(Migration)
+    if q.get("instance_uuid"):
+        stmt = stmt.where(Migration.server_id == q["instance_uuid"])
+    if q.get("status"):
+        stmt = stmt.where(Migration.status == q["status"])
+    if q.get("migration_type"):
+        stmt = stmt.where(Migration.migration_type == q["migration_type"])
+    if q.get("source_compute"):
+        stmt = stmt.where(Migration.source_compute == q["source_compute"])
+    if q.get("host"):
+        stmt = stmt.where((Migration.source_compute == q["host"]) | (Migration.dest_compute == q["host"]))
+    if q.get("user_id"):
+        stmt = stmt.where(Migration.user_id == q["user_id"])
+    if q.get("project_id"):
+        stmt = stmt.where(Migration.project_id == q["project_id"])
+    since = _parse_time(q["changes-since"], "changes-since") if q.get("changes-since") else None
+    before = _parse_time(q["changes-before"], "changes-before") if q.get("changes-before") else None
+    if since is not None and before is not None and before < since:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if since is not None:
+        stmt = stmt.where(Migration.updated_at >= since)
+    if before is not None:
+        stmt = stmt.where(Migration.updated_at <= before)
+    if mv(call).matches("2.59"):
+        stmt = stmt.order_by(Migration.created_at.desc(), Migration.id.desc())
+    else:
+        stmt = stmt.order_by(Migration.id.desc())
+    with svc(call).db.reader() as s:
+        return list(s.execute(stmt).scalars())
+
+
+def _render_migration(call: Call, m: Migration) -> dict[str, Any]:
+    v = mv(call)
+    body: dict[str, Any] = {
+        "id": m.id,
+        "status": m.status,
+        "instance_uuid": m.server_id,
+        "source_compute": m.source_compute,
+        "dest_compute": m.dest_compute,
+        "source_node": m.source_node,
+        "dest_node": m.dest_node,
+        "dest_host": "127.0.0.1",
+        "old_instance_type_id": 0,
+        "new_instance_type_id": 0,
+        "created_at": iso(m.created_at),
+        "updated_at": iso(m.updated_at),
+    }
+    if v.matches("2.23"):
+        body["migration_type"] = m.migration_type
+        if m.migration_type == "live-migration" and m.status in _LIVE_IN_PROGRESS:
+            body["links"] = link(call, f"servers/{m.server_id}/migrations", str(m.id))
+    if v.matches("2.59"):
+        body["uuid"] = m.uuid
+    if v.matches("2.80"):
+        body["user_id"] = m.user_id
+        body["project_id"] = m.project_id
+    return body
+
+
 @api.route("/v2.1/os-migrations", "GET")
 def list_migrations(call: Call):
     svc(call).require_admin(call.ctx, "os_compute_api:os-migrations:index")
-    with svc(call).db.reader() as s:
-        rows = list(s.execute(select(Migration).order_by(Migration.id.desc())).scalars())
-    out = []
-    for m in rows:
-        body: dict[str, Any] = {
-            "id": m.id,
-            "status": m.status,
-            "instance_uuid": m.server_id,
-            "source_compute": m.source_compute,
-            "dest_compute": m.dest_compute,
-            "source_node": m.source_node,
-            "dest_node": m.dest_node,
-            "dest_host": "127.0.0.1",
-            "old_instance_type_id": 0,
-            "new_instance_type_id": 0,
-            "created_at": iso(m.created_at),
-            "updated_at": iso(m.updated_at),
-        }
-        if mv(call).matches("2.23"):
-            body["migration_type"] = m.migration_type
-            body["links"] = []
-        out.append(body)
-    return {"migrations": out}
+    q = _migration_query(call)
+    rows = _filter_migrations(call, q)
+    body: dict[str, Any] = {}
+    if mv(call).matches("2.59"):
+        marker = q.get("marker")
+        if marker:
+            uuids = [m.uuid for m in rows]
+            if marker not in uuids:
+                raise BadRequest(f"Marker {marker} could not be found.")
+            rows = rows[uuids.index(marker) + 1 :]
+        if q.get("limit") is not None:
+            try:
+                limit = int(q["limit"])
+            except ValueError:
+                raise BadRequest("Invalid input for query parameters limit.") from None
+            if limit < 0:
+                raise BadRequest("Invalid input for query parameters limit.")
+            if len(rows) > limit:
+                rows = rows[:limit]
+                if rows:
+                    body["migrations_links"] = next_link(call, "os-migrations", rows[-1].uuid)
+    body["migrations"] = [_render_migration(call, m) for m in rows]
+    return body
 
 
 @api.route("/v2.1/os-server-external-events", "POST")

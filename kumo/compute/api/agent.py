@@ -7,7 +7,7 @@ import anyio.to_thread
 from kumo.common import shared_secret
 from kumo.common.asgi import API, Call
 from kumo.compute.api.common import svc
-from kumo.compute.service import agents
+from kumo.compute.service import agents, evacuate
 
 api = API()
 HEADER = "x-kumo-agent-secret"
@@ -44,7 +44,16 @@ async def desired(call: Call):
     if seen == generation and wait > 0:
         generation = await service.notifier.wait(seen, wait)
     servers = await anyio.to_thread.run_sync(agents.desired, service, call.params["host"])
-    return {"generation": generation, "servers": servers}
+    stale = await anyio.to_thread.run_sync(evacuate.stale_on, service, call.params["host"])
+    return {"generation": generation, "servers": servers, "evacuated": stale}
+
+
+@api.route("/v2.1/kumo-agent/hosts/{host}/evacuated/{server_id}", "POST", public=True)
+def evacuated_cleaned(call: Call):
+    """The agent destroyed its copy of a server evacuated away from its host."""
+    _check(call)
+    evacuate.cleaned(svc(call), call.params["host"], call.params["server_id"])
+    return None
 
 
 @api.route("/v2.1/kumo-agent/servers/{server_id}/report", "POST", public=True)

@@ -9,7 +9,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
-from kumo.compute.api import consoles
+from kumo.compute.api import consoles, evacuate
 from kumo.compute.api.common import mv, next_link, svc
 from kumo.compute.api.render import rebuild_body
 from kumo.compute.clients import Peers
@@ -236,6 +236,7 @@ SYNC_ACTIONS = {
     "rescue": _rescue,
     "unrescue": _simple("unrescue"),
 }
+SYNC_ACTIONS["evacuate"] = evacuate.evacuate
 SYNC_ACTIONS.update(consoles.ACTIONS)  # os-getVNCConsole, os-getSerialConsole, ...
 
 

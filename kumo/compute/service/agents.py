@@ -223,6 +223,10 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
                 server.power_state = int(body["power_state"])
             return
         if not ok:
+            if pending.get("evacuation"):
+                from kumo.compute.service.evacuate import finished
+
+                finished(s, server.id, False)
             if op == "build":
                 claims.release(s, server.host, server.flavor)
             set_error(server, str(body.get("fault") or "The driver failed."), 500)
@@ -255,6 +259,10 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         elif op == "rebuild":
             vm_state = STOPPED if pending.get("from") == STOPPED else ACTIVE
             power = 4 if vm_state == STOPPED else power
+            if pending.get("evacuation"):
+                from kumo.compute.service.evacuate import finished
+
+                finished(s, server.id, True)
         if op in ("build", "rebuild"):
             server.launched_at = ts
         server.vm_state = vm_state or server.vm_state
