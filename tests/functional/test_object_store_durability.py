@@ -334,7 +334,8 @@ def test_weight_change_and_rebalance_move_partitions_minimally_and_data_follows(
         c = _container(client)
         names = [f"obj{i}" for i in range(16)]
         for n in names:
-            assert client.put(f"/{c}/{n}", content=n.encode()).status_code == 201
+            r = client.put(f"/{c}/{n}", content=n.encode())
+            assert r.status_code == 201, f"PUT {n}: {r.status_code} {r.text}\n{cloud.log()[-6000:]}"
         before = nodes.ring()
         assert sorted({d.node for d in before.devs.values()}) == ["node0", "node1", "node2"]
         # a fourth node joins; rebalance moves about a quarter of the partition replicas

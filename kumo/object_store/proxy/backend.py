@@ -52,9 +52,10 @@ def quorum(n: int) -> int:
 
 
 def best_status(statuses: list[int], n: int) -> int:
-    """Swift's rule of thumb: a status class that reaches quorum wins, else 503."""
+    """Swift's rule: a 2xx, 4xx or 3xx class that reaches quorum wins; anything else (no quorum,
+    or a quorum of node failures) is 503 — a node's 500 is the cluster being unavailable."""
     q = quorum(n)
-    for lo in (200, 400, 300, 500):
+    for lo in (200, 400, 300):
         group = [s for s in statuses if lo <= s < lo + 100]
         if len(group) >= q:
             return Counter(group).most_common(1)[0][0]
