@@ -20,6 +20,7 @@ HOST_AGENT_MODULES = {
     "test_compute_metadata_e2e.py",
     "test_compute_qemu.py",
     "test_block_storage_qemu.py",
+    "test_compute_qemu_lifecycle.py",
 }
 
 
