@@ -13,6 +13,10 @@ from kumo.privileged.cmd import CHAIN_PREFIX, CommandError, PrivilegedError, che
 
 _TOOLS = {4: ("iptables", "iptables-save", "iptables-restore"), 6: ("ip6tables", "ip6tables-save", "ip6tables-restore")}
 _CHAIN_DECL = re.compile(r"^:(\S+) ")
+# What follows the prefix in a chain kumo makes: its FORWARD chain, or I/O/S + a port id's first
+# 10 characters (kumo.agents.network.names.chain). Another kumo on the host may use a longer prefix
+# ("KUMO-T1ea2-"): its chains also start with "KUMO-" but are not ours to flush or delete.
+_OWN_SUFFIX = re.compile(r"FORWARD|[IOS][0-9A-Za-z_-]{10}")
 
 
 def kumo_chains(family: int, table: str = "filter", prefix: str = CHAIN_PREFIX) -> set[str]:
@@ -20,7 +24,7 @@ def kumo_chains(family: int, table: str = "filter", prefix: str = CHAIN_PREFIX) 
     check_name(prefix, "chain")
     out = run([_TOOLS[family][1], "-t", table])
     return {m.group(1) for line in out.splitlines() if (m := _CHAIN_DECL.match(line))
-            and m.group(1).startswith(prefix)}
+            and m.group(1).startswith(prefix) and _OWN_SUFFIX.fullmatch(m.group(1)[len(prefix):])}
 
 
 def replace_kumo_chains(family: int, table: str, chains: dict[str, list[str]], prefix: str = CHAIN_PREFIX) -> None:

@@ -81,9 +81,10 @@ def wait_console(cloud: KumoCloud, server_id: str, needle: str, what: str) -> st
             return text
         if time.monotonic() > deadline:
             tail = "\n".join(text.splitlines()[-25:])
+            network = "\n".join(x for x in cloud.log().splitlines() if "network" in x.lower())[-4000:]
             raise AssertionError(
                 f"timed out after {CONSOLE_TIMEOUT:.0f}s waiting for {what} ({needle!r}) "
-                f"on the console of {server_id}; last lines:\n{tail}"
+                f"on the console of {server_id}; last lines:\n{tail}\nkumo's network log lines:\n{network}"
             )
         time.sleep(2.0)
 
@@ -167,6 +168,8 @@ def test_volume_moves_between_vms_boots_and_survives_backup(
         net["id"],
         "--user-data",
         str(tmp_path / "a.sh"),
+        "--config-drive",  # user_data also on a config drive: this test is about volumes, not DHCP
+        "True",
     )
     wait_console(cloud, a["id"], tiny_image.BOOT_MARKER, "the boot marker of VM A")
     run(cloud, "server", "add", "volume", a["id"], vol["id"])
@@ -188,6 +191,8 @@ def test_volume_moves_between_vms_boots_and_survives_backup(
         net["id"],
         "--user-data",
         str(tmp_path / "b.sh"),
+        "--config-drive",  # user_data also on a config drive: this test is about volumes, not DHCP
+        "True",
     )
     wait_console(cloud, b["id"], tiny_image.BOOT_MARKER, "the boot marker of VM B")
     run(cloud, "server", "add", "volume", b["id"], vol["id"])

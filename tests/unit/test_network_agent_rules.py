@@ -280,3 +280,18 @@ def test_linkwatch_wakes_on_a_new_link_in_a_private_netns() -> None:
     )
     out = subprocess.run(["unshare", "-n", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "woken", out.stderr
+
+
+def test_kumo_chains_leave_a_longer_prefix_alone(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The all-in-one prefix "KUMO-" is a prefix of every test lab's ("KUMO-T1ea2-"): those
+    chains are another agent's and must not be flushed or deleted as stale."""
+    from kumo.privileged import iptables
+
+    saved = "\n".join([
+        "*filter", ":FORWARD ACCEPT [0:0]", ":KUMO-FORWARD - [0:0]", ":KUMO-I1143e9e8-7 - [0:0]",
+        ":KUMO-S1143e9e8-7 - [0:0]", ":KUMO-T1ea2-FORWARD - [0:0]", ":KUMO-T1ea2-I1ea2pab12c - [0:0]",
+        ":OTHER - [0:0]", "COMMIT",
+    ])
+    monkeypatch.setattr(iptables, "run", lambda argv, **_kw: saved)
+    assert iptables.kumo_chains(4, "filter", "KUMO-") == {"KUMO-FORWARD", "KUMO-I1143e9e8-7", "KUMO-S1143e9e8-7"}
+    assert iptables.kumo_chains(4, "filter", "KUMO-T1ea2-") == {"KUMO-T1ea2-FORWARD", "KUMO-T1ea2-I1ea2pab12c"}
