@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
+from kumo.agents.running import running
 from kumo.common.service import Runtime, ServiceSpec
 
 
@@ -20,18 +20,11 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         yield
         return
     from kumo.agents.compute.agent import ComputeAgent
-    from kumo.agents.compute.choose import choose_driver
-    from kumo.agents.compute.fake import make_driver
+    from kumo.agents.compute.choose import build_driver
     from kumo.agents.compute.snapshot import host_credentials
     from kumo.compute.app import agent_secret
 
-    driver_name = choose_driver(settings.compute.driver)
-    if driver_name == "qemu":
-        from kumo.agents.compute.qemu.driver import from_settings
-
-        driver = from_settings(settings)
-    else:
-        driver = make_driver(driver_name, settings.data_dir / "compute")
+    driver = build_driver(settings)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, root_path=service.prefix)
     async with httpx.AsyncClient(transport=transport, base_url=runtime.base_url, timeout=60.0) as client:
         agent = ComputeAgent(
@@ -47,15 +40,11 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         resolvers = runtime.extras.setdefault("console_resolvers", {})
         if hasattr(driver, "console_socket"):
             resolvers[agent.host] = driver.console_socket
-        task = asyncio.create_task(agent.run())
         try:
-            yield
+            async with running(agent, "compute-agent"):
+                yield
         finally:
             resolvers.pop(agent.host, None)
-            agent.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 @contextlib.asynccontextmanager
@@ -97,14 +86,8 @@ async def block_storage_agent(runtime: Runtime, service: ServiceSpec, app: Any) 
             scratch=settings.data_dir / "volumes" / "tmp",
             exporter=make_exporter(settings),
         )
-        task = asyncio.create_task(agent.run())
-        try:
+        async with running(agent, "volume-agent"):
             yield
-        finally:
-            agent.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 AGENTS = {"compute": compute_agent, "network": network_agent, "block_storage": block_storage_agent}

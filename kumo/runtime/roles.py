@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from kumo import __version__
+from kumo.agents.running import running
 from kumo.common.config import Settings
 from kumo.common.service import ServiceSpec
 
@@ -126,29 +127,16 @@ async def _heartbeats(settings: Settings, info: NodeInfo, client: httpx.AsyncCli
 @contextlib.asynccontextmanager
 async def _compute_agent(settings: Settings, info: NodeInfo, client: httpx.AsyncClient) -> AsyncIterator[None]:
     from kumo.agents.compute.agent import ComputeAgent
-    from kumo.agents.compute.choose import choose_driver
-    from kumo.agents.compute.fake import make_driver
+    from kumo.agents.compute.choose import build_driver
     from kumo.agents.compute.snapshot import host_credentials
 
-    driver_name = choose_driver(settings.compute.driver)
-    if driver_name == "qemu":
-        from kumo.agents.compute.qemu.driver import from_settings
-
-        driver = from_settings(settings, cloud=NODE_CLOUD)
-    else:
-        driver = make_driver(driver_name, settings.data_dir / "compute")
+    driver = build_driver(settings, cloud=NODE_CLOUD)
     agent = ComputeAgent(client, info.endpoints["compute"], settings.compute.agent_secret, driver,
                          host=settings.compute.host or info.name,
                          heartbeat_interval=settings.compute.heartbeat_interval,
                          credentials=host_credentials(settings.data_dir))
-    task = asyncio.create_task(agent.run(), name="compute-agent")
-    try:
+    async with running(agent, "compute-agent"):
         yield
-    finally:
-        agent.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 @contextlib.asynccontextmanager
@@ -212,14 +200,8 @@ async def _volume_agent(settings: Settings, info: NodeInfo, client: httpx.AsyncC
                         host=conf.host or info.name, zone=conf.zone, heartbeat_interval=conf.heartbeat_interval,
                         scratch=settings.data_dir / "volumes" / "tmp", exporter=exporter)
     say(f"volume agent: {agent.host}" + (f", NBD exports on {exporter.address}:{exporter.port}" if exporter else ""))
-    task = asyncio.create_task(agent.run(), name="volume-agent")
-    try:
+    async with running(agent, "volume-agent"):
         yield
-    finally:
-        agent.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def run_agents(settings: Settings, roles: list[str], say: Callable[[str], None],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any
 
 DRIVERS = ("qemu", "fake")
 
@@ -25,3 +26,16 @@ def choose_driver(name: str) -> str:
             raise ValueError(f"unknown compute driver {name!r} (available: auto, {', '.join(DRIVERS)})")
         return name
     return "qemu" if why_not_qemu() is None else "fake"
+
+
+def build_driver(settings: Any, cloud: str | None = None) -> Any:
+    """The driver object a compute agent runs with (``cloud``: the clouds.yaml entry a joined
+    node's qemu driver fetches images with; the all-in-one default otherwise)."""
+    name = choose_driver(settings.compute.driver)
+    if name == "qemu":
+        from kumo.agents.compute.qemu.driver import from_settings
+
+        return from_settings(settings) if cloud is None else from_settings(settings, cloud=cloud)
+    from kumo.agents.compute.fake import make_driver
+
+    return make_driver(name, settings.data_dir / "compute")
