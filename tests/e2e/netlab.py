@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -84,7 +85,7 @@ class Lab:
     """Everything a test builds, named with its own token, removed by ``close``."""
 
     def __init__(self, tmp: Path, metadata_url: str = "") -> None:
-        self.token = secrets.token_hex(2)  # 4 hex chars in every name
+        self.token = secrets.token_hex(3)  # 6 hex chars at the start of every id, right after a name prefix
         self.tmp = tmp
         (tmp / "udhcpc.sh").write_text(UDHCPC_SCRIPT)
         (tmp / "udhcpc.sh").chmod(0o755)
@@ -149,11 +150,16 @@ class Lab:
         out.append(sh(["iptables-save", "-t", "filter"], check=False).stdout)
         return "\n".join(out)
 
+    def ours(self, name: str) -> bool:
+        """A host object this lab made: a kumo/lab name prefix followed by the lab's token (a kumo
+        running beside the lab has random uuids that merely contain the token somewhere)."""
+        return re.match(rf"(kdhcp-|krouter-|ktest|kpub|kbr-|ktap-|kvx-|kvpub|kvt|kv[dnrqgh]){self.token}", name) is not None
+
     def close(self) -> None:
-        t, errors = self.token, []
+        errors: list[Exception] = []
         steps = [self.driver.remove_firewall]
-        steps += [lambda k=k: self.driver.remove_dhcp(k) for k in ip.netns_list("kdhcp-") if t in k]
-        steps += [lambda k=k: self.driver.remove_router(k) for k in ip.netns_list("krouter-") if t in k]
+        steps += [lambda k=k: self.driver.remove_dhcp(k) for k in ip.netns_list("kdhcp-") if self.ours(k)]
+        steps += [lambda k=k: self.driver.remove_router(k) for k in ip.netns_list("krouter-") if self.ours(k)]
         for step in steps:
             try:
                 step()
@@ -163,14 +169,14 @@ class Lab:
             with contextlib.suppress(Exception):
                 process.stop(pidfile, str(pidfile.parent))
         for ns in ip.netns_list("k"):
-            if t in ns:
+            if self.ours(ns):
                 with contextlib.suppress(Exception):
                     ip.netns_delete(ns)
         for name in sorted(ip.link_names(prefix="k"), key=lambda n: not n.startswith("kv")):
-            if t in name:
+            if self.ours(name):
                 with contextlib.suppress(Exception):
                     ip.link_delete(name)
-        left = [n for n in ip.link_names(prefix="k") if t in n] + [n for n in ip.netns_list("k") if t in n]
+        left = [n for n in [*ip.link_names(prefix="k"), *ip.netns_list("k")] if self.ours(n)]
         if left:
             errors.append(RuntimeError(f"left behind: {left}"))
         if errors:

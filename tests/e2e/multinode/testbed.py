@@ -456,8 +456,29 @@ class Testbed:
 
     # -- cleanup ---------------------------------------------------------------------------------
 
+    def _kumo_namespaces(self) -> set[str]:
+        """The DHCP and router namespaces of every network and router the cloud knows of (asked
+        before the nodes stop: an agent killed mid-way may not have written its ledger)."""
+        from kumo.agents.network import names
+
+        def ask() -> set[str]:
+            conn = self.sdk()
+            found = {names.dhcp_netns(n.id) for n in conn.network.networks()}
+            return found | {names.router_netns(r.id) for r in conn.network.routers()}
+
+        if self.controller is None or self.controller.poll() is not None:
+            return set()
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            return pool.submit(ask).result(timeout=20)
+        except Exception:
+            return set()
+        finally:
+            pool.shutdown(wait=False)
+
     def close(self) -> None:
         errors: list[Exception] = []
+        known = self._kumo_namespaces()
         # nodes first: their long polls end, so the controller's servers stop without waiting for them
         for group in ([p for p in self.procs if p is not self.controller], [self.controller]):
             pids = []
@@ -478,10 +499,17 @@ class Testbed:
             except ValueError:
                 ledger = {}
             for ns in [*ledger.get("dhcp", []), *ledger.get("router", [])]:
+                known.discard(ns)
                 try:
                     ip.netns_delete(ns)
                 except Exception as exc:
                     errors.append(exc)
+        present = set(ip.netns_list("kdhcp-")) | set(ip.netns_list("krouter-"))
+        for ns in sorted(known & present):  # made by this bed's agents but missing from their ledgers
+            try:
+                ip.netns_delete(ns)
+            except Exception as exc:
+                errors.append(exc)
         for node in self.nodes.values():  # the volume agents' qemu-storage-daemon (it outlives an agent)
             stop_nbd_daemon(node.data_dir)
         stop_pids(qemu_pids([str(n.data_dir) + "/" for n in self.nodes.values()]), timeout=5)  # daemonized VMs
