@@ -56,6 +56,7 @@ def prepare(runtime: Runtime) -> None:
 
         agents.ensure_control_services(svc)
         agents.recover_interrupted_builds(svc)
+        agents.finish_released_deletes(svc)
     finally:
         svc.db.dispose()
 

@@ -257,3 +257,26 @@ def test_os_volumes_proxy(nova: httpx.Client, cinder: httpx.Client):
     assert nova.get(f"/os-volumes/{vol['id']}").status_code == 404  # gone after 2.35
     assert nova.delete(f"/os-volumes/{vol['id']}", headers=old).status_code == 202
     _wait_volume(cinder, vol["id"], "deleted")
+
+
+def test_deleted_server_has_released_its_volumes(nova: httpx.Client, cinder: httpx.Client, image_id: str):
+    """As in Nova, a server disappears only after its volumes are detached: the moment the API
+    answers 404, the volume is available and can be deleted (Tempest deletes it right then),
+    also when a detach was still in flight."""
+    for detach_first in (False, True):
+        sid = _new_server(nova, image_id)
+        _wait_server(nova, sid, "ACTIVE")
+        vid = _new_volume(cinder)["id"]
+        r = nova.post(f"/servers/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vid}})
+        assert r.status_code == 200, r.text
+        _wait_volume(cinder, vid, "in-use")
+        if detach_first:
+            assert nova.delete(f"/servers/{sid}/os-volume_attachments/{vid}").status_code == 202
+        assert nova.delete(f"/servers/{sid}").status_code == 204
+        deadline = time.monotonic() + 60
+        while nova.get(f"/servers/{sid}").status_code != 404:  # no sleep: look at the first instant
+            assert time.monotonic() < deadline, "the server was never deleted"
+        volume = cinder.get(f"/volumes/{vid}").json()["volume"]
+        assert volume["status"] == "available" and not volume["attachments"], volume
+        r = cinder.delete(f"/volumes/{vid}")
+        assert r.status_code == 202, r.text

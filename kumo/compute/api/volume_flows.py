@@ -201,7 +201,9 @@ async def prepare_and_build(
 
 
 async def release_volumes(service: ComputeService, vc: Volumes, server_id: str) -> None:
-    """Once the server is gone: delete its Cinder attachments, then delete_on_termination volumes."""
+    """Once the VM is gone: delete its Cinder attachments, then delete_on_termination volumes;
+    then the server's delete ends (Nova releases the volumes before the instance is destroyed, so
+    a client that saw the server vanish can delete its volumes at once)."""
     try:
         rows = await anyio.to_thread.run_sync(vols.all_attachments, service, server_id)
         if not rows:
@@ -209,7 +211,7 @@ async def release_volumes(service: ComputeService, vc: Volumes, server_id: str) 
         deadline = time.monotonic() + AGENT_TIMEOUT
         delay = 0.05
         while time.monotonic() < deadline:  # the VM must be gone before its disks are released
-            if await anyio.to_thread.run_sync(vols.is_deleted, service, server_id):
+            if await anyio.to_thread.run_sync(vols.vm_gone, service, server_id):
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
@@ -224,3 +226,6 @@ async def release_volumes(service: ComputeService, vc: Volumes, server_id: str) 
             await anyio.to_thread.run_sync(vols.forget, service, row.id)
     except Exception:
         log.exception("releasing the volumes of server %s failed", server_id)
+    finally:
+        with contextlib.suppress(Exception):
+            await anyio.to_thread.run_sync(vols.finish_release, service, server_id)

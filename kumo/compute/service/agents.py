@@ -25,6 +25,7 @@ DESIRED = {
     SUSPENDED: "suspended",
 }
 CONSOLE_MAX = 65536
+RELEASE = "release_volumes"  # the VM is gone; the API is deleting its volume attachments
 
 
 def ensure_control_services(svc: Svc) -> None:
@@ -168,6 +169,7 @@ def _config_drive_doc(svc: Svc, server: Server) -> dict[str, Any]:
 def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
     with svc.db.reader() as s:
         rows = list(s.execute(select(Server).where(Server.host == host, Server.deleted.is_(False))).scalars())
+    rows = [r for r in rows if (r.pending or {}).get("op") != RELEASE]  # their VMs are gone already
     from kumo.compute.service.volumes import spec_volume_map
 
     vols = spec_volume_map(svc, [r.id for r in rows])
@@ -233,6 +235,12 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
             server.updated_at = ts
             return
         if op == "delete":
+            from kumo.compute.service.volumes import has_attachments
+
+            if has_attachments(s, server.id):  # as Nova: the server is gone once its volumes are released
+                server.power_state, server.pending = 0, {"op": RELEASE, "seq": server.op_seq}
+                server.updated_at = ts
+                return
             finish_delete(s, server)
             return
         power = int(body.get("power_state", RESULT.get(op, (None, 1))[1]))
@@ -327,6 +335,19 @@ def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any
     if not ok:
         act.message = "Error"
     act.updated_at = ts
+
+
+def finish_released_deletes(svc: Svc) -> int:
+    """At start-up: deletes whose volume release was cut short by a restart end now (the block
+    storage attachments they still hold are left for an operator, as before the release began)."""
+    count = 0
+    with svc.db.session() as s:
+        rows = s.execute(select(Server).where(Server.deleted.is_(False), Server.task_state == "deleting")).scalars()
+        for server in rows:
+            if (server.pending or {}).get("op") == RELEASE:
+                finish_delete(s, server)
+                count += 1
+    return count
 
 
 def recover_interrupted_builds(svc: Svc) -> int:

@@ -384,10 +384,26 @@ def server_row(svc: ComputeService, server_id: str) -> Server:
     return server
 
 
-def is_deleted(svc: ComputeService, server_id: str) -> bool:
+def has_attachments(s: Any, server_id: str) -> bool:
+    """Whether ``server_id`` still holds volume mappings (in the caller's session)."""
+    return s.execute(select(VolumeAttachment.id).where(VolumeAttachment.server_id == server_id).limit(1)).first() is not None
+
+
+def vm_gone(svc: ComputeService, server_id: str) -> bool:
+    """The server's VM is destroyed: the server is deleted, or waits for its volumes' release."""
     with svc.db.reader() as s:
         server = s.get(Server, server_id)
-        return server is None or bool(server.deleted)
+        return server is None or bool(server.deleted) or (server.pending or {}).get("op") == "release_volumes"
+
+
+def finish_release(svc: ComputeService, server_id: str) -> None:
+    """The volumes are released: the delete that waited for it ends."""
+    from kumo.compute.service.servers import finish_delete
+
+    with svc.db.session() as s:
+        server = s.get(Server, server_id)
+        if server is not None and not server.deleted and (server.pending or {}).get("op") == "release_volumes":
+            finish_delete(s, server)
 
 
 def row(svc: ComputeService, row_id: int) -> VolumeAttachment | None:
