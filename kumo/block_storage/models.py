@@ -81,6 +81,21 @@ class VolumeType(BlockStorageBase):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class VolumeTypeEncryption(BlockStorageBase):
+    """A volume type's encryption spec (Cinder's ``encryption`` table): which encryptor the
+    attaching host runs, where (front-end / back-end), with what cipher and key size."""
+
+    __tablename__ = "volume_type_encryption"
+    encryption_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_type_id: Mapped[str] = mapped_column(String(36), unique=True)
+    provider: Mapped[str] = mapped_column(String(255))
+    cipher: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    key_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    control_location: Mapped[str] = mapped_column(String(255), default="front-end")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class QosSpec(BlockStorageBase):
     __tablename__ = "volume_qos_specs"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -150,6 +150,9 @@ def delete_type(svc: BlockStorageService, ctx: RequestContext, type_id: str) -> 
             raise BadRequest("Default volume type can not be deleted.")
         if s.execute(select(Volume.id).where(Volume.volume_type_id == t.id).limit(1)).first():
             raise BadRequest(f"Target volume type {t.id} is still in use.")
+        from kumo.block_storage.service.encryption import drop_for_type
+
+        drop_for_type(s, t.id)
         s.delete(t)
 
 

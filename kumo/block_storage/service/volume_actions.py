@@ -7,7 +7,7 @@ from typing import Any
 
 from kumo.block_storage.errors import BadRequest, invalid_status
 from kumo.block_storage.models import Snapshot, Volume, VolumeType
-from kumo.block_storage.service import attachments, peers, quotas
+from kumo.block_storage.service import attachments, encryption, peers, quotas
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service import volumes as vols
 from kumo.block_storage.service.core import BlockStorageService, now
@@ -74,6 +74,7 @@ def _retype(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
         new = vtypes.find(s, svc, ctx, args["new_type"])
         if new.id == v.volume_type_id:
             raise BadRequest("Invalid input received: New volume type must be different from the current one.")
+        encryption.refuse_encrypted(s, new)
         snaps = s.query(Snapshot).filter(Snapshot.volume_id == v.id).count()
         quotas.check(svc, s, v.project_id, volumes=1, gigabytes=v.size, snapshots=0, type_name=new.name)
         del snaps

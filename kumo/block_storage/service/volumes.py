@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Attachment, Backup, Message, Snapshot, Volume, VolumeType
-from kumo.block_storage.service import listing, peers, quotas, scheduler
+from kumo.block_storage.service import encryption, listing, peers, quotas, scheduler
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, new_uuid, now
 from kumo.block_storage.service.validate import boolean, check_metadata, size_field, string_field
@@ -181,6 +181,7 @@ def create_volume(svc: BlockStorageService, ctx: RequestContext, body: Any) -> V
         assert size is not None
         if vtype is None:
             vtype = vtypes.default_type(s, svc)
+        encryption.refuse_encrypted(s, vtype)
         group_id = v.get("group_id")
         if group_id:
             from kumo.block_storage.models import Group
