@@ -59,15 +59,52 @@ def create(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing ring (its data becomes unreachable).")
     ] = False,
+    min_part_hours: Annotated[
+        int,
+        typer.Option(
+            "--min-part-hours",
+            min=0,
+            max=8760,
+            help="Hours a partition stays put after one of its replicas moved (0: no guard).",
+        ),
+    ] = 0,
 ) -> None:
     """Start a new, empty ring builder."""
     store = _store(data_dir)
     if ((store / BUILDER_FILE).exists() or (store / RING_FILE).exists()) and not force:
         raise _fail(f"a ring already exists in {store} (--force replaces it)")
-    b = RingBuilder(part_power=part_power, replicas=replicas, seed=secrets.randbits(32))
+    b = RingBuilder(
+        part_power=part_power, replicas=replicas, seed=secrets.randbits(32), min_part_hours=min_part_hours
+    )
     b.hash_suffix = secrets.token_hex(8)
     b.save(store / BUILDER_FILE)
-    typer.echo(f"created builder: {1 << part_power} partitions, {replicas} replicas")
+    typer.echo(
+        f"created builder: {1 << part_power} partitions, {replicas} replicas, min_part_hours {min_part_hours}"
+    )
+
+
+@ring_app.command("set-min-part-hours")
+def set_min_part_hours(
+    hours: Annotated[int, typer.Argument(min=0, max=8760, help="Hours; 0 turns the guard off.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Set how long a partition stays put after one of its replicas moved."""
+    store = _store(data_dir)
+    b = _builder(store)
+    b.set_min_part_hours(hours)
+    b.save(store / BUILDER_FILE)
+    typer.echo(f"min_part_hours {hours}")
+
+
+@ring_app.command("pretend-min-part-hours-passed")
+def pretend_min_part_hours_passed(data_dir: DataDir = None) -> None:
+    """Forget when partitions last moved: the next rebalance may move any of them (use with care:
+    a partition's replicas may then move before the last move was replicated)."""
+    store = _store(data_dir)
+    b = _builder(store)
+    b.pretend_min_part_hours_passed()
+    b.save(store / BUILDER_FILE)
+    typer.echo("partitions may move at the next rebalance")
 
 
 @ring_app.command("add")
@@ -142,6 +179,12 @@ def rebalance(data_dir: DataDir = None) -> None:
         f"ring version {ring.version}: {moved} of {total} partition replicas moved "
         f"({moved / total * 100:.1f}%), balance {b.balance():.2f}%"
     )
+    if b.held_back:
+        typer.echo(
+            f"{b.held_back} partition replicas stay for now (min_part_hours {b.min_part_hours}: at most "
+            "one replica of a partition moves per rebalance, none within that time of its last move); "
+            "rebalance again later"
+        )
 
 
 @ring_app.command("show")
@@ -153,7 +196,8 @@ def show(data_dir: DataDir = None) -> None:
     counts = b.parts_per_dev()
     typer.echo(
         f"builder version {b.version} (ring file version {ring_version}), {1 << b.part_power} partitions, "
-        f"{b.replicas} replicas, balance {b.balance():.2f}%"
+        f"{b.replicas} replicas, balance {b.balance():.2f}%, min_part_hours {b.min_part_hours} "
+        f"({len(b.locked_parts())} partitions moved within it)"
     )
     typer.echo(
         f"{'id':>3} {'region':>6} {'zone':>4} {'node':<12} {'device':<8} {'weight':>8} {'parts':>6}  url"

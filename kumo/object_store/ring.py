@@ -17,6 +17,7 @@ import os
 import random
 import re
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -138,7 +139,14 @@ class _suppress:
 
 
 class RingBuilder:
-    def __init__(self, part_power: int = 10, replicas: int = 3, *, seed: int = 0) -> None:
+    """Builds rings.  ``min_part_hours`` (Swift's guard): a partition that moved less than that
+    many hours ago keeps its replicas where they are, and one rebalance moves at most one replica
+    of a partition, so that at least a quorum of its replicas stays put while data is replicated
+    to the new place.  Replicas on a removed device move regardless (their device is gone)."""
+
+    def __init__(
+        self, part_power: int = 10, replicas: int = 3, *, seed: int = 0, min_part_hours: int = 0
+    ) -> None:
         if not 1 <= part_power <= 24:
             raise ValueError("part_power must be between 1 and 24")
         if replicas < 1:
@@ -149,7 +157,28 @@ class RingBuilder:
         self.assignment: list[list[int | None]] = []
         self.version = 0
         self.hash_suffix = ""
+        self.min_part_hours = 0
+        self.set_min_part_hours(min_part_hours)
+        # per partition: when (Unix time, seconds) one of its replicas last moved; 0: never
+        self.last_part_moves: list[int] = []
+        self.held_back = 0  # slots the last rebalance left in place because of min_part_hours
         self._rng = random.Random(seed)
+
+    def set_min_part_hours(self, hours: int) -> None:
+        if not isinstance(hours, int) or not 0 <= hours <= 8760:
+            raise ValueError("min_part_hours must be a whole number of hours between 0 and 8760")
+        self.min_part_hours = hours
+
+    def pretend_min_part_hours_passed(self) -> None:
+        """Forget when partitions last moved (the next rebalance may move any of them)."""
+        self.last_part_moves = []
+
+    def locked_parts(self, now: float | None = None) -> set[int]:
+        """Partitions that moved within the last ``min_part_hours``."""
+        if not self.min_part_hours or not self.last_part_moves:
+            return set()
+        since = (time.time() if now is None else now) - self.min_part_hours * 3600
+        return {p for p, t in enumerate(self.last_part_moves) if t and t > since}
 
     @classmethod
     def from_ring(cls, ring: Ring) -> RingBuilder:
@@ -167,6 +196,8 @@ class RingBuilder:
             "part_power": self.part_power,
             "replicas": self.replicas,
             "hash_suffix": self.hash_suffix,
+            "min_part_hours": self.min_part_hours,
+            "last_part_moves": self.last_part_moves,
             "devs": [asdict(d) for d in self.devs.values()],
             "assignment": self.assignment,
         }
@@ -180,6 +211,11 @@ class RingBuilder:
         b.assignment = [list(row) for row in data["assignment"]]
         b.version = data["version"]
         b.hash_suffix = data["hash_suffix"]
+        b.set_min_part_hours(data.get("min_part_hours", 0))  # builders saved before it existed: 0
+        moves = data.get("last_part_moves") or []
+        if len(moves) not in (0, 1 << b.part_power) or not all(isinstance(t, int) for t in moves):
+            raise ValueError("last_part_moves must hold one whole number per partition")
+        b.last_part_moves = list(moves)
         return b
 
     def save(self, path: Path) -> None:
@@ -239,13 +275,23 @@ class RingBuilder:
             d.id: (d.weight / total * slots if total and d.weight > 0 else 0.0) for d in self.devs.values()
         }
 
-    def rebalance(self) -> int:
-        """Assign every (replica, partition) slot; returns how many slots moved to a new device."""
+    def rebalance(self, now: float | None = None) -> int:
+        """Assign every (replica, partition) slot; returns how many slots moved to a new device.
+
+        Within ``min_part_hours`` of a partition's last move its replicas stay (unless their
+        device was removed), and a partition gets at most one replica moved per rebalance;
+        ``held_back`` then counts the slots that would have moved for balance but did not.
+        """
         live = [d for d in self.devs.values() if d.weight > 0]
         if not live:
             raise ValueError("the ring has no device with weight")
+        now = time.time() if now is None else now
         replicas = min(self.replicas, len(live))
         parts = 1 << self.part_power
+        # partitions no replica of which may move now; one that gives up a replica joins them
+        frozen = self.locked_parts(now) if self.min_part_hours else set()
+        guard = bool(self.min_part_hours)
+        held_back = 0
         old = [list(row) for row in self.assignment]
         rows: list[list[int | None]] = [
             (list(old[r]) if r < len(old) and len(old[r]) == parts else [None] * parts)
@@ -261,14 +307,19 @@ class RingBuilder:
             for r in range(replicas):
                 dev_id = rows[r][p]
                 dev = self.devs.get(dev_id) if dev_id is not None else None
-                if (
-                    dev is None
-                    or dev.weight <= 0
-                    or dev.id in seen_devs
-                    or (dev.failure_domain in seen_domains and len(domains) >= replicas)
-                ):
+                if dev is None or dev.id in seen_devs:  # gone (or a slot that cannot be): must move
+                    if dev_id is not None and guard:
+                        frozen.add(p)
                     rows[r][p] = None
                     continue
+                if dev.weight <= 0 or (dev.failure_domain in seen_domains and len(domains) >= replicas):
+                    if p not in frozen:
+                        rows[r][p] = None
+                        if guard:
+                            frozen.add(p)
+                        continue
+                    if dev.weight > 0:  # a shared zone keeps it for now (a draining device: step 2)
+                        held_back += 1
                 seen_devs.add(dev.id)
                 seen_domains.add(dev.failure_domain)
                 counts[dev.id] += 1
@@ -281,9 +332,17 @@ class RingBuilder:
             self._rng.shuffle(held)
             # prefer partitions that have no free slot yet, so that one new device can take them all
             held.sort(key=lambda rp: any(rows[x][rp[1]] is None for x in range(replicas)))
-            for r, p in held[:excess]:
+            for r, p in held:
+                if excess <= 0:
+                    break
+                if p in frozen:
+                    continue
                 rows[r][p] = None
                 counts[dev_id] -= 1
+                excess -= 1
+                if guard:
+                    frozen.add(p)
+            held_back += max(0, excess)
         # 3. fill empty slots: a device in an unused failure domain that wants parts most
         for p in self._rng.sample(range(parts), parts):
             for r in range(replicas):
@@ -297,12 +356,16 @@ class RingBuilder:
                 rows[r][p] = best.id
                 counts[best.id] += 1
         moved = 0
+        moves = list(self.last_part_moves) if len(self.last_part_moves) == parts else [0] * parts
         for r in range(replicas):
             for p in range(parts):
                 before = old[r][p] if r < len(old) and p < len(old[r]) else None
                 if before != rows[r][p]:
                     moved += 1
+                    moves[p] = int(now)
         self.assignment = rows
+        self.last_part_moves = moves
+        self.held_back = held_back
         self.version += 1
         return moved
 

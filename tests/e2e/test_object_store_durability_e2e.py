@@ -51,9 +51,9 @@ def test_node_killed_during_500_concurrent_writes_loses_no_acknowledged_write(tm
         ok = [(n, etag, md5) for n, status, etag, md5 in results if status == 201]
         others = {status for _n, status, _e, _m in results if status != 201}
         # quorum is 2 of 3: losing one node must not fail writes (a 503 would be allowed, a 500 not).
-        # Known and not yet understood: under CI load a few writes racing the kill got 409 (two nodes
-        # already held that name at an equal or newer timestamp); no acknowledged write is lost.
-        assert others <= {503, 409}, others
+        # Never a 409 for a new name: a node that answers 409 with the request's own timestamp got
+        # the write from a peer's replicator first, and the proxy counts it as stored.
+        assert others <= {503}, others
         assert len(ok) >= total - 20, f"only {len(ok)} of {total} writes acknowledged"
         for _n, etag, md5 in ok:
             assert etag.strip('"') == md5

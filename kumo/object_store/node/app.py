@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import zlib
 from collections.abc import AsyncIterator
@@ -27,14 +28,24 @@ from kumo.object_store.errors import SwiftError
 from kumo.object_store.http import RawResponse
 from kumo.object_store.node import replication
 from kumo.object_store.node.brokers import AccountBroker, Broker, ContainerBroker, Info
-from kumo.object_store.node.diskfile import META_TS, ObjectDir, ObjectFile, expired
-from kumo.object_store.node.updates import ListingUpdate, queue_expiring, save_async_pending, send_update
+from kumo.object_store.node.diskfile import META_TS, ObjectDir, ObjectFile, ObjectWriter, expired
+from kumo.object_store.node.updates import (
+    STAT_HEADERS,
+    GroupCommit,
+    ListingUpdate,
+    queue_expiring,
+    save_async_pending,
+    send_update,
+)
 from kumo.object_store.utils import hash_path, http_date, now_ts
 
 if TYPE_CHECKING:
     from kumo.object_store.cluster import Cluster
 
+log = logging.getLogger("kumo.object_store.node")
+
 VERIFY_MAX = 4 * 1024 * 1024  # whole GETs up to this size are checked before the first byte
+SMALL_PUT = 256 * 1024  # bodies up to this size are gathered first and stored in one worker-thread call
 _DEVICE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # headers kept as an object's metadata, besides the ones the node computes
 _OBJECT_META = ("x-object-meta-", "x-object-sysmeta-", "x-object-transient-sysmeta-")
@@ -78,12 +89,20 @@ class StorageNode:
         self.hash_suffix = hash_suffix
         self.cluster = cluster  # the ring and the peers: for listing updates and replication
         self.reclaim_age = reclaim_age
+        # object rows bound for one container DB, written a batch per transaction
+        self.rows: GroupCommit[tuple[str, str, int, str, str, int], Info | None] = GroupCommit(
+            lambda path, rows: ContainerBroker(path).apply_updates(rows)
+        )
+        self._devices: set[str] = set()
 
     def device(self, name: str) -> Path:
+        path = self.root / name
+        if name in self._devices:
+            return path
         if not _DEVICE.match(name):
             raise SwiftError(400, "Invalid device")
-        path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
+        self._devices.add(name)
         return path
 
     def broker(self, kind: str, device: str, part: str, *names: str) -> Broker:
@@ -112,6 +131,8 @@ class StorageNode:
             server, device, part, names = parts[0], parts[1], parts[2], parts[3:]
             if server == "object" and len(names) == 3:
                 return await self.object(request, device, part, *names)
+            if server == "container" and len(names) == 3 and request.method in ("PUT", "DELETE"):
+                return await self.container_row(request, device, part, names)
             if server == "container" and len(names) in (2, 3):
                 return await anyio.to_thread.run_sync(
                     self.container, request, device, part, names, await request.body()
@@ -156,7 +177,10 @@ class StorageNode:
         update = ListingUpdate(op, *names, meta)
         stats = None
         node, _, dev = target.partition("/")
-        if self.cluster is not None:
+        peer = self._local_peer(node)
+        if peer is not None:  # the container replica lives in this process: no HTTP on the way
+            stats = await peer.local_update(dev, part, update)
+        elif self.cluster is not None:
             try:
                 client = self.cluster.client(node)
             except LookupError:
@@ -171,6 +195,53 @@ class StorageNode:
         out = {"x-backend-container-update": "ok"}
         out.update({"x-backend-container-" + k[2:]: v for k, v in stats.items()})
         return out
+
+    def _local_peer(self, node: str) -> StorageNode | None:
+        """The storage node ``node`` when it runs in this process (it has no URL in the ring)."""
+        cluster = self.cluster
+        if cluster is None or cluster.local_app is None:
+            return None
+        dev = next((d for d in cluster.ring.devs.values() if d.node == node), None)
+        if dev is None or dev.url:
+            return None
+        app = cluster.local_apps.get(node)
+        if app is None:
+            try:
+                cluster.client(node)  # builds the in-process node
+            except LookupError:
+                return None
+            app = cluster.local_apps.get(node)
+        peer = getattr(getattr(app, "state", None), "node", None)
+        return peer if isinstance(peer, StorageNode) else None
+
+    async def local_update(self, device: str, part: str, update: ListingUpdate) -> dict[str, str] | None:
+        """A listing update from an object node in this process: the container's totals, or None
+        when it was not taken (the sender keeps it as an async pending, as after an HTTP failure)."""
+        try:
+            info = await self.container_update(device, part, update.account, update.container,
+                                               _row(update.op, update.obj, update.headers))  # fmt: skip
+        except Exception:  # noqa: BLE001 - over HTTP this would have been a 5xx: keep it for later
+            log.exception("listing update of /%s/%s failed", update.account, update.container)
+            return None
+        if info is None:
+            return None
+        return {k: v for k, v in self._db_headers(info, "container").items() if k in STAT_HEADERS}
+
+    async def container_update(
+        self, device: str, part: str, a: str, c: str, row: tuple[str, str, int, str, str, int]
+    ) -> Info | None:
+        """Put one object row into the container's DB (group-committed with concurrent ones)."""
+        broker = self.broker("container", device, part, a, c)
+        return await self.rows.submit(broker.path, row)
+
+    async def container_row(self, request: Request, device: str, part: str, names: list[str]) -> Response:
+        """A row update after an object write (PUT or DELETE of /container/dev/part/a/c/o)."""
+        info = await self.container_update(
+            device, part, names[0], names[1], _row(request.method, names[2], request.headers)
+        )
+        if info is None:
+            return RawResponse(404, {})
+        return RawResponse(201 if request.method == "PUT" else 204, self._db_headers(info, "container"))
 
     async def object(self, request: Request, device: str, part: str, a: str, c: str, o: str) -> Response:
         objdir = ObjectDir(self.device(device), int(part), hash_path(a, c, o, suffix=self.hash_suffix))
@@ -243,32 +314,34 @@ class StorageNode:
             cur = await anyio.to_thread.run_sync(objdir.open)
             if cur is not None and not expired(cur.metadata):
                 return RawResponse(412, {})
-        cur_newest = objdir.newest()
-        if cur_newest is not None and float(cur_newest[0]) >= float(ts):
-            return RawResponse(409, {"x-backend-timestamp": cur_newest[0]})
-        writer = await anyio.to_thread.run_sync(objdir.writer)
-        try:
-            async for chunk in request.stream():
-                writer.write(chunk)
-            length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) != writer.size:
-                raise SwiftError(499)
-            etag = writer.md5.hexdigest()
-            expected = headers.get("etag", "").strip('"').lower()
-            if expected and expected != etag:
-                raise SwiftError(422)
-            meta = _meta_from(headers, _OBJECT_META, _OBJECT_KEEP)
-            meta = {k: v for k, v in meta.items() if v != "" or k.startswith("x-object-meta-")}
-            meta.update({"name": name, "x-timestamp": ts, "content-length": str(writer.size), "etag": etag})
-            meta.setdefault("content-type", "application/octet-stream")
-            await anyio.to_thread.run_sync(writer.commit, meta)
-        except BaseException:
-            writer.abort()
-            raise
-        if meta.get("x-delete-at"):
-            await anyio.to_thread.run_sync(
-                queue_expiring, objdir.device_root, meta["x-delete-at"], objdir.part, name, objdir.hash
-            )
+        length = headers.get("content-length")
+        small = length is not None and length.isdigit() and int(length) <= SMALL_PUT
+        if not small:  # a small PUT checks in its worker-thread call
+            cur_newest = objdir.newest()
+            if cur_newest is not None and float(cur_newest[0]) >= float(ts):
+                return RawResponse(409, {"x-backend-timestamp": cur_newest[0]})
+        meta = _meta_from(headers, _OBJECT_META, _OBJECT_KEEP)
+        meta = {k: v for k, v in meta.items() if v != "" or k.startswith("x-object-meta-")}
+        meta.update({"name": name, "x-timestamp": ts})
+        meta.setdefault("content-type", "application/octet-stream")
+        expected = headers.get("etag", "").strip('"').lower()
+        if small:
+            # a small body: gather it, then check, write, fsync and commit it in one worker-thread call
+            chunks = [chunk async for chunk in request.stream()]
+            writer = await anyio.to_thread.run_sync(_store, objdir, chunks, int(str(length)), expected, meta)
+            if isinstance(writer, str):  # a newer (or this very) write is there already
+                return RawResponse(409, {"x-backend-timestamp": writer})
+        else:
+            writer = await anyio.to_thread.run_sync(objdir.writer)
+            try:
+                async for chunk in request.stream():
+                    writer.write(chunk)
+                size = int(length) if length is not None and length.isdigit() else None
+                await anyio.to_thread.run_sync(_finish_commit, objdir, writer, size, expected, meta)
+            except BaseException:
+                writer.abort()
+                raise
+        etag = meta["etag"]
         update = {
             "x-timestamp": ts,
             "x-size": str(writer.size),
@@ -309,13 +382,7 @@ class StorageNode:
                 head=head,
             )
 
-        async def read(start: int, end: int):  # type: ignore[no-untyped-def]
-            it = obj.read(start, end)
-            while True:
-                chunk = await anyio.to_thread.run_sync(next, it, None)
-                if chunk is None:
-                    return
-                yield chunk
+        read = obj.aread  # read(start, end): a worker thread reads ahead while a chunk is sent
 
         if wanted is None:
             headers["content-length"] = str(size)
@@ -324,7 +391,9 @@ class StorageNode:
             return RawResponse(
                 200,
                 headers,
-                verified(read(0, size - 1), objdir_of(obj), meta["etag"]) if size else b"",
+                verified(obj.aread(0, size - 1, md5 := hashlib.md5()), objdir_of(obj), meta["etag"], md5)
+                if size
+                else b"",
                 head=head,
             )
         if len(wanted) == 1:
@@ -470,6 +539,60 @@ class StorageNode:
         return RawResponse(200, headers, json.dumps(rows).encode())
 
 
+def _row(method: str, obj: str, headers: Any) -> tuple[str, str, int, str, str, int]:
+    """A container row from a listing update's headers (ValueError on a bad timestamp or size)."""
+    ts = headers.get("x-timestamp") or now_ts()
+    float(ts)
+    if method == "DELETE":
+        return (obj, ts, 0, "", "", 1)
+    if method != "PUT":
+        raise SwiftError(405)
+    size = int(headers.get("x-size", "0"))
+    return (obj, ts, size, headers.get("x-content-type", ""), headers.get("x-etag", ""), 0)
+
+
+def _finish(writer: ObjectWriter, length: int | None, expected_etag: str, meta: dict[str, str]) -> None:
+    """Check the received body against Content-Length and ETag; complete the metadata."""
+    if length is not None and length != writer.size:
+        raise SwiftError(499)
+    etag = writer.md5.hexdigest()
+    if expected_etag and expected_etag != etag:
+        raise SwiftError(422)
+    meta.update({"content-length": str(writer.size), "etag": etag})
+
+
+def _finish_commit(
+    objdir: ObjectDir, writer: ObjectWriter, length: int | None, expected_etag: str, meta: dict[str, str]
+) -> None:
+    _finish(writer, length, expected_etag, meta)  # waits for the writer's queued blocks: off the loop
+    _commit(objdir, writer, meta)
+
+
+def _commit(objdir: ObjectDir, writer: ObjectWriter, meta: dict[str, str]) -> None:
+    writer.commit(meta)
+    if meta.get("x-delete-at"):
+        queue_expiring(objdir.device_root, meta["x-delete-at"], objdir.part, meta["name"], objdir.hash)
+
+
+def _store(
+    objdir: ObjectDir, chunks: list[bytes], length: int, expected_etag: str, meta: dict[str, str]
+) -> ObjectWriter | str:
+    """Store a small object; the newest timestamp instead when the object has one this new."""
+    newest = objdir.newest()
+    if newest is not None and float(newest[0]) >= float(meta["x-timestamp"]):
+        return newest[0]
+    writer = objdir.writer()
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+        _finish(writer, length, expected_etag, meta)
+        _commit(objdir, writer, meta)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer
+
+
 def _read_verified(objdir: ObjectDir, obj: ObjectFile) -> bytes | None:
     """A small object's bytes, checked against its ETag; a mismatch quarantines it."""
     try:
@@ -487,15 +610,20 @@ def objdir_of(obj: ObjectFile) -> ObjectDir:
     return ObjectDir(d.parent.parent.parent.parent, int(d.parent.parent.name), d.name)
 
 
-async def verified(chunks: AsyncIterator[bytes], objdir: ObjectDir, etag: str) -> AsyncIterator[bytes]:
+async def verified(
+    chunks: AsyncIterator[bytes], objdir: ObjectDir, etag: str, md5: Any = None
+) -> AsyncIterator[bytes]:
     """Stream a whole object, quarantining it afterwards if its bytes do not match its ETag.
 
     The reader has the bytes by then; the connection is cut so that it sees a short read
-    rather than a clean end, and the next reader gets a good replica.
+    rather than a clean end, and the next reader gets a good replica.  ``md5``: the chunks
+    were hashed into it already (by the thread that read them).
     """
-    md5 = hashlib.md5()
+    hashed = md5 is not None
+    md5 = md5 if hashed else hashlib.md5()
     async for chunk in chunks:
-        md5.update(chunk)
+        if not hashed:
+            md5.update(chunk)
         yield chunk
     if md5.hexdigest() != etag:
         await anyio.to_thread.run_sync(objdir.quarantine, "etag mismatch on read")

@@ -132,10 +132,14 @@ class Broker:
         if not self.exists():
             return None
         with self._conn() as conn:
-            row = conn.execute(
-                "SELECT name, created_at, put_timestamp, delete_timestamp, metadata, storage_policy,"
-                " item_count, object_count, bytes_used FROM stat WHERE id = 1"
-            ).fetchone()
+            return self._info_in(conn)
+
+    @staticmethod
+    def _info_in(conn: sqlite3.Connection) -> Info | None:
+        row = conn.execute(
+            "SELECT name, created_at, put_timestamp, delete_timestamp, metadata, storage_policy,"
+            " item_count, object_count, bytes_used FROM stat WHERE id = 1"
+        ).fetchone()
         if row is None:
             return None
         return Info(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])
@@ -336,6 +340,20 @@ class ContainerBroker(Broker):
     def _upsert(self, name: str, ts: str, size: int, ctype: str, etag: str, *, deleted: int) -> None:
         with self._tx() as conn:
             self._upsert_in(conn, name, ts, size, ctype, etag, deleted)
+
+    def apply_updates(self, rows: list[tuple[str, str, int, str, str, int]]) -> Info | None:
+        """Object rows [(name, timestamp, size, content_type, etag, deleted)] from object writes,
+        all in one transaction (a group commit); the totals after it, or None when the container
+        does not exist or is deleted (then nothing is written)."""
+        if not self.exists():
+            return None
+        with self._tx() as conn:
+            info = self._info_in(conn)
+            if info is None or info.deleted:
+                return None
+            for name, ts, size, ctype, etag, deleted in rows:
+                self._upsert_in(conn, name, ts, size, ctype, etag, deleted)
+            return self._info_in(conn)
 
     def merge_items(self, rows: list[list[Any]]) -> None:
         """Rows from a replica: [name, created_at, size, content_type, etag, deleted]; newer wins."""

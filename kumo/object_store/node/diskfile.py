@@ -9,17 +9,23 @@ renamed into place, so a reader never sees half an object.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import os
+import queue
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-CHUNK = 64 * 1024
+CHUNK = 1024 * 1024  # reads of a stored object: one worker-thread hop per MiB
+WRITE_BLOCK = 1024 * 1024  # received bytes are gathered into blocks this big before hashing and writing
+WRITE_INFLIGHT = 4  # blocks queued to a writer's helper thread before write() waits for it
 INVALID_FILE = "hashes.invalid"
 HASHES_FILE = "hashes.json"
 META_TS = "meta-timestamp"  # when a POST last changed the metadata (kept with it, never shown)
@@ -50,6 +56,27 @@ class ObjectFile:
                     return
                 left -= len(chunk)
                 yield chunk
+
+    async def aread(self, start: int = 0, end: int | None = None, md5: Any = None) -> AsyncIterator[bytes]:
+        """``read`` from the event loop: each chunk is read (and fed to ``md5``, if given) in a worker
+        thread, the next one while the caller sends this one."""
+        loop = asyncio.get_running_loop()
+        it = self.read(start, end)
+
+        def step() -> bytes | None:
+            chunk = next(it, None)
+            if chunk is not None and md5 is not None:
+                md5.update(chunk)  # releases the GIL: hashes while the loop sends
+            return chunk
+
+        pending = loop.run_in_executor(None, step)
+        try:
+            while (chunk := await asyncio.shield(pending)) is not None:
+                pending = loop.run_in_executor(None, step)
+                yield chunk
+        finally:
+            # close the file once no worker thread is inside the generator any more
+            pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), it.close()))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -174,22 +201,89 @@ class ObjectDir:
 
 
 class ObjectWriter:
-    """Stream bytes in; ``commit`` makes them the object, ``abort`` drops them."""
+    """Stream bytes in; ``commit`` makes them the object, ``abort`` drops them.
+
+    ``write`` only gathers: bytes go to disk and through the MD5 (the ETag) in blocks of
+    ``WRITE_BLOCK``.  Once a body outgrows one block, a helper thread of this writer hashes and
+    writes the blocks (both release the GIL) while the caller goes on receiving, at most
+    ``WRITE_INFLIGHT`` blocks behind; a small body never starts a thread.  ``md5`` and ``commit``
+    wait for the blocks still queued.
+    """
 
     def __init__(self, objdir: ObjectDir) -> None:
         self.objdir = objdir
         fd, self.tmp_path = tempfile.mkstemp(dir=objdir.tmp)
-        self.fh = os.fdopen(fd, "wb")
-        self.md5 = hashlib.md5()
+        self.fh = os.fdopen(fd, "wb", buffering=0)
+        self._md5 = hashlib.md5()
         self.size = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._blocks: queue.Queue[list[bytes] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def write(self, chunk: bytes) -> None:
-        self.fh.write(chunk)
-        self.md5.update(chunk)
+        if self._error is not None:
+            raise self._error
+        if not chunk:
+            return
         self.size += len(chunk)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self._pending_size >= WRITE_BLOCK:
+            block = self._take()
+            if self._blocks is None:
+                self._blocks = queue.Queue(maxsize=WRITE_INFLIGHT)
+                self._thread = threading.Thread(target=self._run, name="object-writer", daemon=True)
+                self._thread.start()
+            self._blocks.put(block)  # waits only when the disk (or the hash) falls behind
+
+    @property
+    def md5(self) -> hashlib._Hash:
+        """The MD5 of everything written so far (waits for queued blocks)."""
+        self._drain()
+        return self._md5
+
+    def _take(self) -> list[bytes]:
+        block, self._pending, self._pending_size = self._pending, [], 0
+        return block
+
+    def _put_block(self, block: list[bytes]) -> None:
+        """Hash the chunks and write them with one writev (no copy into a joined buffer)."""
+        for chunk in block:
+            self._md5.update(chunk)
+        fd = self.fh.fileno()
+        done = os.writev(fd, block)
+        if done < sum(len(c) for c in block):  # a short write: the rest one by one
+            view = memoryview(b"".join(block))[done:]
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def _run(self) -> None:
+        assert self._blocks is not None
+        while (block := self._blocks.get()) is not None:
+            if self._error is None:
+                try:
+                    self._put_block(block)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = exc
+
+    def _drain(self) -> None:
+        """Hash and write what is gathered or queued; raise what the helper thread ran into."""
+        if self._thread is not None:
+            assert self._blocks is not None
+            if self._pending:
+                self._blocks.put(self._take())
+            self._blocks.put(None)
+            self._thread.join()
+            self._thread = self._blocks = None
+        elif self._pending:
+            self._put_block(self._take())
+        if self._error is not None:
+            raise self._error
 
     def commit(self, metadata: dict[str, str]) -> None:
-        self.fh.flush()
+        self._drain()
         os.fsync(self.fh.fileno())
         self.fh.close()
         ts = metadata["x-timestamp"]
@@ -202,6 +296,11 @@ class ObjectWriter:
         self.objdir.cleanup(keep=f"{ts}.data")
 
     def abort(self) -> None:
+        if self._thread is not None:
+            self._error = self._error or OSError("aborted")  # the helper thread skips what is queued
+            self._pending = []
+            with contextlib.suppress(BaseException):
+                self._drain()
         with contextlib.suppress(OSError):
             self.fh.close()
         with contextlib.suppress(FileNotFoundError):

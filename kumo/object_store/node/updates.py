@@ -9,14 +9,17 @@ works through.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import anyio.to_thread
 import httpx
 
 from kumo.object_store.utils import hash_path, quote_path
@@ -111,3 +114,91 @@ def due_expiring(device_root: Path, now: float) -> list[tuple[Path, str, dict[st
             continue
         out.append((root / name, str(int(delete_at)), entry))
     return out
+
+
+Row = TypeVar("Row")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Row, Result]):
+    """Many writers' rows for one DB applied in one transaction (a group commit).
+
+    ``submit(key, row)`` queues a row for the DB named by ``key`` and waits for the transaction
+    that holds it: while one batch of a DB is being written (in a worker thread), the rows that
+    arrive meanwhile gather into the next batch.  ``apply(key, rows)`` writes a batch in one
+    transaction and returns the answer every row of it gets (the DB's totals after the commit).
+    When a batch fails (and rolls back), its rows are tried again one transaction each, so an
+    error reaches only the writer whose row caused it.  A writer is answered only after its
+    row committed, so whoever got an answer finds the row in the DB.
+    """
+
+    def __init__(self, apply: Callable[[Any, list[Row]], Result], max_batch: int = 512) -> None:
+        self.apply = apply
+        self.max_batch = max_batch
+        self.pending: dict[Any, list[tuple[Row, asyncio.Future[Result]]]] = {}
+        self.running: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, key: Any, row: Row) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self.pending.setdefault(key, []).append((row, future))
+        if key not in self.running:
+            self.running.add(key)
+            task = asyncio.ensure_future(self._drain(key))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await asyncio.shield(future)  # a cancelled writer leaves its batch alone
+
+    async def _one_by_one(self, key: Any, count: int) -> None:
+        for _ in range(count):
+            queued = self.pending.get(key)
+            if not queued:
+                return
+            row, future = queued.pop(0)
+            try:
+                result = await anyio.to_thread.run_sync(self.apply, key, [row])
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - this writer's own failure
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _drain(self, key: Any) -> None:
+        try:
+            while self.pending.get(key):
+                queued = self.pending[key]
+                batch, rest = queued[: self.max_batch], queued[self.max_batch :]
+                if rest:
+                    self.pending[key] = rest
+                else:
+                    del self.pending[key]
+                try:
+                    result = await anyio.to_thread.run_sync(self.apply, key, [row for row, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    if len(batch) == 1:
+                        if not batch[0][1].done():
+                            batch[0][1].set_exception(exc)
+                        continue
+                    # the transaction rolled back: each row again on its own, so that a bad row
+                    # fails only its writer
+                    self.pending[key] = [(row, future) for row, future in batch if not future.done()] + (
+                        self.pending.get(key, [])
+                    )
+                    await self._one_by_one(key, len(batch))
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self.running.discard(key)
+            for _, future in self.pending.pop(key, []):  # cancelled (shutdown): nothing waits forever
+                if not future.done():
+                    future.set_exception(RuntimeError("group commit stopped"))

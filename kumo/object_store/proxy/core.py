@@ -54,10 +54,20 @@ def _pass(headers: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k in names or k.startswith(_DB_PASS_PREFIX)}
 
 
+class _Totals:
+    """A container's account update in flight, and the writes waiting for the next one."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.stats: dict[str, str] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
+
 class Proxy:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._totals: dict[tuple[str, str], _Totals] = {}
 
     async def __call__(self, req: Req) -> Resp:
         try:
@@ -75,8 +85,12 @@ class Proxy:
         resp = await self.backend.first("account", (account,), "HEAD")
         return resp.headers if resp.status < 300 else None
 
-    async def container_info(self, account: str, container: str) -> dict[str, str] | None:
-        resp = await self.backend.first("container", (account, container), "HEAD")
+    async def container_info(
+        self, account: str, container: str, *, cached: bool = False
+    ) -> dict[str, str] | None:
+        """The container's HEAD; ``cached`` (object requests) may take it from the proxy's short-lived
+        cache, which counts do not matter for, only ACLs and settings."""
+        resp = await self.backend.info("container", (account, container), fresh=not cached)
         return resp.headers if resp.status < 300 else None
 
     def authorize(self, req: Req, container_info: dict[str, str] | None = None) -> Resp | None:
@@ -290,8 +304,44 @@ class Proxy:
                         "x-container-bytes-used",
                     )
                 }
-                await self._account_update(a, c, stats)
+                await self._account_totals(a, c, stats)
                 return
+
+    async def _account_totals(self, a: str, c: str, stats: dict[str, str]) -> None:
+        """Pass a container's totals to the account, coalesced: while one update of this container
+        is on its way, the writes that finish meanwhile wait for the next one, which carries the
+        newest totals (they are absolute figures, so the newest covers all of them).  Each caller
+        still returns only once the account has totals at least as new as its own write's."""
+        key = (a, c)
+        pending = self._totals.get(key)
+        if pending is None:
+            pending = self._totals[key] = _Totals()
+        waiter = asyncio.get_running_loop().create_future()
+        pending.stats = stats
+        pending.waiters.append(waiter)
+        if not pending.running:
+            pending.running = True
+            self._spawn(self._send_totals(key, pending))
+        await waiter
+
+    async def _send_totals(self, key: tuple[str, str], pending: _Totals) -> None:
+        try:
+            while pending.waiters:
+                waiters, pending.waiters = pending.waiters, []
+                try:
+                    await self._account_update(key[0], key[1], pending.stats)
+                finally:
+                    for w in waiters:
+                        if not w.done():
+                            w.set_result(None)
+        finally:
+            pending.running = False
+            for w in pending.waiters:  # cancelled midway (shutdown): release whoever still waits
+                if not w.done():
+                    w.set_result(None)
+            pending.waiters = []
+            if self._totals.get(key) is pending:
+                del self._totals[key]
 
     # ---- objects -------------------------------------------------------------------------------
 
@@ -299,7 +349,7 @@ class Proxy:
         a, c, o = req.account, req.container, req.obj
         assert c is not None and o is not None
         checks.object_name(o)
-        info = await self.container_info(a, c)
+        info = await self.container_info(a, c, cached=True)
         denied = self.authorize(req, info)
         if denied is not None:
             return denied
@@ -421,6 +471,12 @@ class Proxy:
             fwd["x-backend-container-content-type"] = listed_type
         body = req.body if req.body is not None else b""
         resps = await self.backend.put_stream((a, c, o), fwd, body)
+        # A node that answers 409 with this very X-Timestamp already holds this write: a peer's
+        # replicator copied it there before the proxy's own PUT reached that node.  It counts
+        # as a success for that node, not as a conflict.
+        dups = [i for i, r in enumerate(resps) if r is not None and _same_write(r, ts)]
+        for i in dups:
+            resps[i] = NodeResponse(201, {"x-backend-timestamp": ts})
         statuses = [r.status for r in resps if r]
         status = best_status(statuses, len(resps))
         if status >= 300:
@@ -432,8 +488,10 @@ class Proxy:
                 return error(499)
             return error(status)
         good = [r for r in resps if r and r.status < 300]
-        etag = good[0].headers.get("etag", "")
+        etag = next((r.headers["etag"] for r in good if r.headers.get("etag")), "")
         await self.listing_updated(a, c, good)
+        if dups:
+            etag = await self._duplicate_write(a, c, o, ts, listed_type) or etag
         return Resp(
             201,
             {
@@ -444,6 +502,39 @@ class Proxy:
             },
             b"",
         )
+
+    async def _duplicate_write(self, a: str, c: str, o: str, ts: str, listed_type: str) -> str:
+        """After nodes reported this write as already there: its ETag, and the container rows.
+
+        Those nodes sent no listing update for it (the replicated copy carries none), so the
+        proxy tells the container replicas itself; rows merge by timestamp, a repeat is harmless.
+        """
+        head = await self.backend.first("object", (a, c, o), "HEAD")
+        if head.status >= 300 or not _same_ts(head.headers.get("x-backend-timestamp", ""), ts):
+            return ""  # a newer write already replaced it: that one updates the listing
+        etag = head.headers.get("etag", "")
+        update = {
+            "x-timestamp": ts,
+            "x-size": head.headers.get("content-length", "0"),
+            "x-content-type": listed_type,
+            "x-etag": etag,
+        }
+        resps = await self.backend.all("container", (a, c, o), "PUT", update)
+        good = [r for r in resps if r is not None and r.status < 300]
+        if good:
+            await self._account_update(a, c, good[0].headers)
+        return etag
+
+
+def _same_ts(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
+
+
+def _same_write(resp: NodeResponse, ts: str) -> bool:
+    return resp.status == 409 and _same_ts(resp.headers.get("x-backend-timestamp", ""), ts)
 
 
 def _db_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -13,6 +13,8 @@ from kumo.object_store.proxy.types import Handler, Req, Resp, error
 
 ACCT_BYTES = "x-account-meta-quota-bytes"
 ACCT_COUNT = "x-account-sysmeta-quota-count"
+CONT_BYTES = "x-container-meta-quota-bytes"
+CONT_COUNT = "x-container-meta-quota-count"
 
 
 def _int(value: str | None) -> int | None:
@@ -54,7 +56,9 @@ def account_quotas(backend: Backend) -> object:
                 return await app(req)
             if req.obj is None or req.method != "PUT":
                 return await app(req)
-            acct = await backend.first("account", (req.account,), "HEAD")
+            acct = await backend.info("account", (req.account,))
+            if acct.status < 300 and (ACCT_BYTES in acct.headers or ACCT_COUNT in acct.headers):
+                acct = await backend.info("account", (req.account,), fresh=True)  # current usage
             if acct.status < 300:
                 qbytes = _int(acct.headers.get(ACCT_BYTES))
                 qcount = _int(acct.headers.get(ACCT_COUNT))
@@ -81,7 +85,9 @@ def container_quotas(backend: Backend) -> object:
                 return await app(req)
             if req.obj is None or req.method != "PUT" or req.container is None:
                 return await app(req)
-            cont = await backend.first("container", (req.account, req.container), "HEAD")
+            cont = await backend.info("container", (req.account, req.container))
+            if cont.status < 300 and any(k in cont.headers for k in (CONT_BYTES, CONT_COUNT)):
+                cont = await backend.info("container", (req.account, req.container), fresh=True)
             if cont.status < 300:
                 qbytes = _int(cont.headers.get("x-container-meta-quota-bytes"))
                 qcount = _int(cont.headers.get("x-container-meta-quota-count"))

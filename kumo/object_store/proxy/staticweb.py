@@ -17,7 +17,7 @@ def staticweb_middleware(backend: Backend) -> object:
             web_mode = truthy(req.headers.get("x-web-mode")) or not req.ctx.authenticated
             if not web_mode or req.method not in ("GET", "HEAD") or req.container is None:
                 return await app(req)
-            cont = await backend.first("container", (req.account, req.container), "HEAD")
+            cont = await backend.info("container", (req.account, req.container))
             if cont.status >= 300:
                 return await app(req)
             meta = cont.headers

@@ -53,7 +53,7 @@ def versioning_middleware(backend: Backend) -> object:
                 return await app(req)
             if req.obj is None or req.method not in ("PUT", "DELETE") or req.environ.get("versioning_sub"):
                 return await app(req)
-            cont = await backend.first("container", (req.account, req.container), "HEAD")
+            cont = await backend.info("container", (req.account, req.container))
             if cont.status >= 300:
                 return await app(req)
             stack = cont.headers.get("x-versions-location")
