@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kumo.object_store import ranges
+from kumo.object_store import listing_rows, ranges
 from kumo.object_store.errors import SwiftError
 from kumo.object_store.http import RawResponse
 from kumo.object_store.node import replication
@@ -536,6 +536,9 @@ class StorageNode:
             reverse=q.get("reverse", "") in ("1", "true", "True", "yes", "on"),
         )
         headers["content-type"] = "application/json"
+        if request.headers.get(listing_rows.READY) == "swift":  # the proxy passes these rows through
+            rows = listing_rows.container_rows(rows) if kind == "container" else listing_rows.account_rows(rows)
+            headers[listing_rows.READY] = "swift"
         return RawResponse(200, headers, json.dumps(rows).encode())
 
 

@@ -243,6 +243,7 @@ class Proxy:
         assert c is not None
         rows: list[dict[str, Any]] = []
         fmt = "plain"
+        passthrough: bytes | None = None
         if req.method == "GET":
             fmt = listing.pick_format(req.query, req.headers.get("accept"))
             limit = checks.limit(req.query, C.CONTAINER_LISTING_LIMIT)
@@ -256,12 +257,19 @@ class Proxy:
                 query["prefix"] = path.rstrip("/") + "/" if path else ""
                 query["delimiter"] = "/"
             query["limit"] = str(limit)
-            resp = await self.backend.first("container", (a, c), "GET", query=query)
+            resp = await self.backend.first("container", (a, c), "GET", query=query,
+                                            headers={listing.READY: "swift"})  # fmt: skip
             if resp.status >= 300:
                 return error(resp.status)
-            rows = json.loads(resp.body)
-            if "path" in req.query:
-                rows = [r for r in rows if "subdir" not in r]
+            ready = resp.headers.get(listing.READY) == "swift"
+            if ready and fmt == "json" and "path" not in req.query:
+                passthrough = resp.body  # the node's rows are the answer as they are
+            else:
+                rows = json.loads(resp.body)
+                if not ready:
+                    rows = listing.container_rows(rows)
+                if "path" in req.query:
+                    rows = [r for r in rows if "subdir" not in r]
             info = resp.headers
         headers = _db_headers(info)
         headers["x-storage-policy"] = C.DEFAULT_POLICY
@@ -271,7 +279,10 @@ class Proxy:
         if req.method == "HEAD":
             headers["content-type"] = "text/plain; charset=utf-8"
             return Resp(204, headers)
-        body, ctype = listing.render("container", c, listing.container_rows(rows), fmt)
+        if passthrough is not None:
+            body, ctype = passthrough, "application/json; charset=utf-8"
+        else:
+            body, ctype = listing.render("container", c, rows, fmt)
         headers["content-type"] = ctype
         if not rows and fmt == "plain":
             return Resp(204, headers)

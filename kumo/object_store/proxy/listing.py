@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 from xml.sax.saxutils import escape, quoteattr
 
 from kumo.object_store.errors import SwiftError
+from kumo.object_store.listing_rows import READY, account_rows, container_rows, iso
+
+__all__ = ["FORMATS", "READY", "account_rows", "container_rows", "iso", "pick_format", "render"]
 
 FORMATS = {"json": "application/json", "xml": "application/xml", "plain": "text/plain"}
 
@@ -27,50 +28,6 @@ def pick_format(query: dict[str, str], accept: str | None) -> str:
     if accept and "text/plain" not in accept and "*/*" not in accept and "text/*" not in accept:
         raise SwiftError(406)
     return "plain"
-
-
-def iso(ts: str) -> str:
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
-def container_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        if "subdir" in r:
-            out.append({"subdir": r["subdir"]})
-        else:
-            row = {
-                "hash": r["hash"],
-                "last_modified": iso(r["created_at"]),
-                "bytes": r["bytes"],
-                "name": r["name"],
-                "content_type": r["content_type"],
-            }
-            if ";symlink_target=" in row["content_type"]:
-                ctype, *params = row["content_type"].split(";")
-                opts = dict(p.split("=", 1) for p in params if "=" in p)
-                row["content_type"] = ctype
-                acct = unquote(opts.get("symlink_target_account", ""))
-                row["symlink_path"] = f"/v1/{acct}/{unquote(opts.get('symlink_target', ''))}"
-            out.append(row)
-    return out
-
-
-def account_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        if "subdir" in r:
-            out.append({"subdir": r["subdir"]})
-        else:
-            out.append(
-                {
-                    "name": r["name"],
-                    "count": r["count"],
-                    "bytes": r["bytes"],
-                    "last_modified": iso(r["put_timestamp"]),
-                }
-            )
-    return out
 
 
 def render(kind: str, name: str, rows: list[dict[str, Any]], fmt: str) -> tuple[bytes, str]:
