@@ -99,7 +99,9 @@ KUMO_ENV = {
     **(
         {}
         if os.environ.get("KUMO_CONFORMANCE_DRIVERS") == "real"
-        else {"KUMO_NETWORK_AGENT__DRIVER": "fake", "KUMO_COMPUTE__DRIVER": "fake"}
+        # two fake compute hosts (compute.fake_hosts): Tempest's multinode tests (cold and live
+        # migration, scheduling across hosts) run instead of skipping on "Less than 2 compute nodes"
+        else {"KUMO_NETWORK_AGENT__DRIVER": "fake", "KUMO_COMPUTE__DRIVER": "fake", "KUMO_COMPUTE__FAKE_HOSTS": "2"}
     ),
 }
 KUMO_TEMPEST_SETS = [
@@ -109,6 +111,13 @@ KUMO_TEMPEST_SETS = [
     "identity.user_minimum_password_age=0",
     # kumo's compute implements resize (confirm/revert) on its single host; no API reveals it.
     "compute-feature-enabled.resize=true",
+    # kumo's compute live-migrates (block and volume-backed) between the harness's two fake hosts
+    # (the qemu driver refuses migrations: its disks are host-local), and its scheduler honours the
+    # same_host / different_host hints besides the server-group ones (kumo.compute.scheduler)
+    "compute-feature-enabled.block_migration_for_live_migration=true",
+    "compute-feature-enabled.volume_backed_live_migration=true",
+    "compute-feature-enabled.scheduler_enabled_filters=AvailabilityZoneFilter,ComputeFilter,ImagePropertiesFilter,"
+    "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter",
 ]
 STOP_GRACE = 15
 SMOKE_CLEANUP_GRACE = 90  # smoke.sh deletes what it created when it gets SIGTERM

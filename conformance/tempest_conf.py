@@ -793,6 +793,14 @@ def generate(
             conf.set("compute", "flavor_ref", f1, "flavor m1.tiny")
             conf.set("compute", "flavor_ref_alt", f2, "flavor m1.small")
         conf.set("compute", "build_timeout", 120)
+        # Tempest's multinode tests (migrations, scheduler hints across hosts) need min_compute_nodes
+        # up and enabled nova-compute services; kumo's harness runs 2 fake hosts (compute.fake_hosts)
+        svcs = cloud.get(compute_url + "/os-services?binary=nova-compute")
+        hosts = {s.get("host") for s in ((svcs.json() or {}).get("services") or []) if isinstance(s, dict)
+                 and s.get("state") == "up" and s.get("status") == "enabled"} if svcs.ok else set()  # fmt: skip
+        facts["compute_hosts"] = sorted(h for h in hosts if h)
+        if len(hosts) >= 2:
+            conf.set("compute", "min_compute_nodes", len(hosts), f"probe: {len(hosts)} nova-compute services up")
         comp_exts = _aliases(cloud.get(compute_url + "/extensions"))
         facts["compute_extensions"] = comp_exts
         conf.set(

@@ -116,6 +116,9 @@ class ComputeSettings(BaseModel):
     shutdown_timeout: float = Field(30.0, ge=0)  # qemu: seconds a guest gets to power off (ACPI) before quit
     host: str = ""  # this node's compute host name; defaults to the machine's hostname
     run_agent: bool = True  # all-in-one: run the compute agent in-process
+    # all-in-one with the fake driver only: this many compute hosts in-process (<host>, <host>-2, ...),
+    # each its own agent and FakeDriver, so migrations and multi-host scheduling can be exercised
+    fake_hosts: int = Field(1, ge=1, le=16)
     cpu_allocation_ratio: float = 16.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0
@@ -127,6 +130,11 @@ class ComputeSettings(BaseModel):
     console_token_ttl: int = Field(600, ge=1)  # seconds a remote-console URL stays valid (Nova's [consoleauth] token_ttl)
     novnc_dir: str = "/usr/share/novnc"  # noVNC's web files (Debian package novnc), served under /compute/console/
     agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
+    # Nova's [DEFAULT] vif_plugging_timeout / vif_plugging_is_fatal: a new guest starts paused until
+    # the network reports each bound port plugged (network-vif-plugged); 0 = do not wait
+    vif_plugging_timeout: float = Field(300.0, ge=0)
+    vif_plugging_is_fatal: bool = True
+    fake_vif_plugging: bool = False  # fake driver: wait for network-vif-plugged like qemu does (tests)
 
 
 class ObjectStoreSettings(BaseModel):

@@ -56,6 +56,9 @@ def prepare(runtime: Runtime) -> None:
 
         agents.ensure_control_services(svc)
         agents.recover_interrupted_builds(svc)
+        from kumo.compute.service import reimage
+
+        reimage.recover_interrupted(svc)
         agents.finish_released_deletes(svc)
     finally:
         svc.db.dispose()
@@ -63,6 +66,9 @@ def prepare(runtime: Runtime) -> None:
 
 def create_app(runtime: Runtime) -> Any:
     service = build_service(runtime)
+    from kumo.compute.vif import PortBinder
+
+    service.extras["port_binder"] = PortBinder(runtime)  # binds ports with the service credentials
     api = API()
     for router in ROUTERS:
         api.routes.extend(router.routes)

@@ -178,6 +178,7 @@ class ComputeNode(ComputeBase):
     local_gb_used: Mapped[int] = mapped_column(Integer, default=0)
     running_vms: Mapped[int] = mapped_column(Integer, default=0)
     cpu_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    uptime: Mapped[str | None] = mapped_column(String(255), nullable=True)  # as the host's agent last said
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -259,5 +260,25 @@ class VolumeAttachment(ComputeBase):
     boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="attaching")
     connection_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ImageCacheEntry(ComputeBase):
+    """An image a host was asked to pre-cache (2.81 ``POST /os-aggregates/{id}/images``).
+
+    ``status``: pending (the host's agent has not fetched it yet) → cached, or error
+    (``message`` says why). A new request for the same host and image starts over.
+    """
+
+    __tablename__ = "compute_image_cache"
+    __table_args__ = (UniqueConstraint("host", "image_id", name="uq_compute_image_cache_host_image"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    image_id: Mapped[str] = mapped_column(String(36))
+    aggregate_id: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)

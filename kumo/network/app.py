@@ -19,6 +19,7 @@ from kumo.common.service import Runtime
 from kumo.network import bootstrap
 from kumo.network.api import ROUTERS
 from kumo.network.service import NetworkService
+from kumo.network.service.notify import NovaNotifier
 from kumo.network.settings import load
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -71,9 +72,14 @@ def create_app(runtime: Runtime) -> Any:
     for router in ROUTERS:
         api.routes.extend(router.routes)
 
+    notifier = NovaNotifier(runtime.identity_url, lambda: _admin_password(runtime),
+                            identity_transport=runtime.identity_transport)
+    service.notifier = notifier
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(notifier.run)  # port events to compute (network-vif-plugged)
             if service.settings.bootstrap_topology:
                 with anyio.move_on_after(10) as scope:  # normally done at once (identity in-process)
                     await _bootstrap(service, runtime)

@@ -41,10 +41,36 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         if hasattr(driver, "console_socket"):
             resolvers[agent.host] = driver.console_socket
         try:
-            async with running(agent, "compute-agent"):
+            async with running(agent, "compute-agent"), _extra_fake_hosts(runtime, client, agent):
                 yield
         finally:
             resolvers.pop(agent.host, None)
+
+
+@contextlib.asynccontextmanager
+async def _extra_fake_hosts(runtime: Runtime, client: httpx.AsyncClient, first: Any) -> AsyncIterator[None]:
+    """``compute.fake_hosts`` > 1 (fake driver only): more compute hosts in this process, named
+    ``<host>-2``, ``<host>-3``..., each its own agent and FakeDriver (own data dir under compute/)."""
+    settings = runtime.settings
+    count = settings.compute.fake_hosts
+    if count <= 1 or settings.compute.driver != "fake":
+        yield
+        return
+    from kumo.agents.compute.agent import ComputeAgent
+    from kumo.agents.compute.fake import FakeDriver
+
+    resolvers = runtime.extras.setdefault("console_resolvers", {})
+    names = [f"{first.host}-{i}" for i in range(2, count + 1)]
+    async with contextlib.AsyncExitStack() as stack:
+        for name in names:
+            driver = FakeDriver(settings.data_dir / "compute" / "hosts" / name)
+            agent = ComputeAgent(client, first.base.removesuffix("/kumo-agent"), first.headers["X-Kumo-Agent-Secret"],
+                                 driver, host=name, heartbeat_interval=settings.compute.heartbeat_interval,
+                                 credentials=first.credentials)  # fmt: skip
+            resolvers[name] = driver.console_socket
+            stack.callback(resolvers.pop, name, None)
+            await stack.enter_async_context(running(agent, f"compute-agent-{name}"))
+        yield
 
 
 @contextlib.asynccontextmanager

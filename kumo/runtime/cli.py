@@ -53,6 +53,8 @@ def up(
     isolated: Annotated[bool, typer.Option("--isolated", help="One process per service, restarted when it dies.")] = False,
     object_nodes: Annotated[int | None, typer.Option("--object-nodes", min=1, max=16,
         help="Object-storage nodes of a new ring (3: three replicas on loopback).")] = None,
+    fake_compute_hosts: Annotated[int | None, typer.Option("--fake-compute-hosts", min=1, max=16,
+        help="Compute hosts to run in-process with the fake driver (2+: migrations, multi-host tests).")] = None,
 ) -> None:
     """Start the all-in-one cloud in the foreground (Ctrl-C stops it)."""
     import os
@@ -63,7 +65,13 @@ def up(
     started = time.monotonic()
     if object_nodes is not None:  # through the environment, so worker processes see it too
         os.environ["KUMO_OBJECT_STORE__NODES"] = str(object_nodes)
+    if fake_compute_hosts is not None:
+        os.environ["KUMO_COMPUTE__FAKE_HOSTS"] = str(fake_compute_hosts)
     settings, config_file = load_settings(config, data_dir, host=host, port=port, workers=workers, admin_password=admin_password)
+    if settings.compute.fake_hosts > 1 and settings.compute.driver != "fake":
+        console.print(f"[red]compute.fake_hosts = {settings.compute.fake_hosts} needs the fake compute driver "
+                      f"(this one runs {settings.compute.driver}; set compute.driver = \"fake\")[/]")
+        raise typer.Exit(2)
     services = all_services()
     # Isolated: each service on its own port (identity keeps the main one), and so in the catalog.
     urls = None
@@ -186,7 +194,8 @@ def _driver_line(settings: Settings) -> str:
     if settings.compute.driver == "qemu":
         return "qemu (real VMs; image kumo-tiny is registered in the background)"
     reason = why_not_qemu()
-    return "fake driver (no real VMs" + (f": {reason})" if reason else ")")
+    hosts = f"; {settings.compute.fake_hosts} compute hosts" if settings.compute.fake_hosts > 1 else ""
+    return "fake driver (no real VMs" + (f": {reason}" if reason else "") + hosts + ")"
 
 
 def _print_ready(settings: Settings, identity_url: str, elapsed: float, isolated: bool) -> None:

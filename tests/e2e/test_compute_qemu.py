@@ -125,6 +125,9 @@ def test_tiny_vm_boots_gets_its_ip_and_metadata_and_goes_away(qemu_cloud: KumoCl
     to_marker = time.monotonic() - started
     print(f"\nboot: ACTIVE after {to_active:.1f}s, guest ready marker after {to_marker:.1f}s")
     assert f"eth0 {port.mac_address.lower()} {fixed_ip}/24" in log, log
+    # the guest ran only once its port was ACTIVE (network-vif-plugged): dnsmasq knew its MAC, so
+    # the first DHCPDISCOVER got the lease
+    assert "eth0 DHCP discovers sent: 1\n" in log, log
     assert f"instance {server.id} hostname e2e-tiny" in log, log
     wait_for("port ACTIVE", lambda: conn.network.get_port(port.id).status == "ACTIVE", 60)
     tap = names.tap(port.id)

@@ -2,86 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from kumo.agents.compute.agent import ComputeAgent
 from kumo.agents.compute.driver import PowerState
 from kumo.agents.compute.fake import FakeDriver
+from tests import compute_helpers as helpers
 from tests.support import KumoCloud, unique
 
 HOST_B = "evac-host-b"
 
 
-def _hdr(version: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {version}"}
-
-
-class AgentThread:
-    """Runs a ComputeAgent for HOST_B on its own event loop; the driver outlives restarts."""
+class AgentThread(helpers.AgentThread):
+    """The second host of these tests (and of the microversion tests that import it)."""
 
     def __init__(self, cloud: KumoCloud, driver: FakeDriver) -> None:
-        self.cloud, self.driver = cloud, driver
-        self.thread: threading.Thread | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.agent: ComputeAgent | None = None
-
-    def start(self) -> None:
-        ready = threading.Event()
-        secret = (self.cloud.data_dir / "compute-agent.secret").read_text().strip()
-
-        async def main() -> None:
-            async with httpx.AsyncClient(timeout=60) as client:
-                self.agent = ComputeAgent(client, self.cloud.url + "/compute/v2.1", secret, self.driver,
-                                          host=HOST_B, heartbeat_interval=0.5)  # fmt: skip
-                ready.set()
-                await self.agent.run()
-
-        def run() -> None:
-            self.loop = asyncio.new_event_loop()
-            try:
-                self.loop.run_until_complete(main())
-            finally:
-                self.loop.close()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
-
-    def stop(self) -> None:
-        if self.thread is None or self.loop is None or self.agent is None:
-            return
-        self.loop.call_soon_threadsafe(self.agent.stop)
-        self.thread.join(30)
-        assert not self.thread.is_alive()
-        self.thread = None
+        super().__init__(cloud, driver, HOST_B)
 
 
-def _until(what: str, fn: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def _server(nova: httpx.Client, sid: str) -> dict:
-    return nova.get(f"/servers/{sid}", headers=_hdr("2.80")).json()["server"]
-
-
-def _settled(nova: httpx.Client, sid: str, status: str):  # type: ignore[no-untyped-def]
-    def check() -> dict | None:
-        s = _server(nova, sid)
-        return s if s["status"] == status and s["OS-EXT-STS:task_state"] is None else None
-
-    return check
+_hdr, _until, _server, _settled = helpers.hdr, helpers.until, helpers.server, helpers.settled
 
 
 def _evacuations(nova: httpx.Client, sid: str) -> list[dict]:

@@ -246,6 +246,10 @@ class VolumeAgent:
         if op == "upload":
             self._upload_image(vid, task)
             return None
+        if op == "reimage":
+            with self._download_image(task) as path:
+                b.reimage(vid, size, path, task.get("image_format") or "raw")
+            return None
         raise PermanentError(f"unknown volume operation {op}")
 
     # --- images ------------------------------------------------------------------------------------

@@ -125,9 +125,10 @@ class FileBackend:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _copy_into(self, volume_id: str, size_gb: int, source: Path, source_format: str | None) -> None:
+    def _copy_into(self, volume_id: str, size_gb: int, source: Path, source_format: str | None,
+                   replace: bool = False) -> None:
         dest = self.volume_path(volume_id)
-        if dest.exists():
+        if dest.exists() and not replace:
             return
         info = image_info(source, source_format)
         virtual = int(info["virtual-size"])
@@ -153,6 +154,15 @@ class FileBackend:
     def create_from_image(self, volume_id: str, size_gb: int, image_path: Path, image_format: str) -> None:
         fmt = {"iso": "raw", "ami": "raw", "aki": "raw", "ari": "raw", "vhd": "vpc"}.get(image_format or "", image_format)
         self._copy_into(volume_id, size_gb, Path(image_path), fmt or None)
+
+    def reimage(self, volume_id: str, size_gb: int, image_path: Path, image_format: str) -> None:
+        """The new contents are built beside the volume and renamed over it (atomic: a crash leaves
+        the old contents or the new, never a mix; a hypervisor holding the old file keeps its copy)."""
+        if not self.volume_exists(volume_id):
+            raise PermanentError(f"Volume {volume_id} is not on this storage host.")
+        size_gb = max(size_gb, self.volume_size_gb(volume_id) or 0)
+        fmt = {"iso": "raw", "ami": "raw", "aki": "raw", "ari": "raw", "vhd": "vpc"}.get(image_format or "", image_format)
+        self._copy_into(volume_id, size_gb, Path(image_path), fmt or None, replace=True)
 
     def create_from_snapshot(self, volume_id: str, size_gb: int, snapshot_id: str) -> None:
         src = self.snapshot_path(snapshot_id)

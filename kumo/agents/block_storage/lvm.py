@@ -139,6 +139,23 @@ class LvmBackend:
             fresh,
         )
 
+    def reimage(self, volume_id: str, size_gb: int, image_path: Path, image_format: str) -> None:
+        """Write the image over the existing LV (its old blocks are not assumed to be zero)."""
+        if not self.volume_exists(volume_id):
+            raise PermanentError(f"volume {volume_id} does not exist")
+        try:
+            virtual = lvm.image_virtual_size(str(image_path), image_format)
+        except PrivilegedError as exc:
+            raise PermanentError(f"the image is not readable as {image_format}: {exc}") from None
+        have = self.volume_size_gb(volume_id) or size_gb
+        if virtual > have * GiB:
+            raise PermanentError(
+                f"Image virtual size is {-(-virtual // GiB)}GB and doesn't fit in a volume of size {have}GB."
+            )
+        self._do(f"activating volume {volume_id}", lvm.activate, self.vg, VOLUME + volume_id)
+        self._do(f"re-imaging volume {volume_id}", lvm.image_into, str(image_path), image_format, self.vg,
+                 VOLUME + volume_id, False)
+
     def _from_origin(self, volume_id: str, size_gb: int, origin: str, what: str) -> None:
         self.ensure_pool()
         if self.volume_exists(volume_id):

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import anyio.to_thread
 import httpx
 
+from kumo.agents.compute import hostinfo, migrate
 from kumo.agents.compute.driver import (
     BlockDeviceMapping,
     Driver,
@@ -31,6 +34,7 @@ from kumo.agents.compute.driver import (
 from kumo.agents.compute.errors import PermanentError, TemporaryError
 
 log = logging.getLogger("kumo.agents.compute")
+CONSOLE_FOLLOW = 120.0  # seconds after an operation during which a guest's console is sent every second
 
 
 def to_spec(doc: Mapping[str, Any]) -> VmSpec:
@@ -116,6 +120,10 @@ class ComputeAgent:
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._queued: dict[str, dict[str, Any]] = {}  # newer desired state seen while a worker was busy
         self._console_sent: dict[str, str] = {}  # the console text last reported per server
+        self._vif_deadlines: dict[str, tuple[int, float]] = {}  # server -> (build seq, monotonic deadline)
+        self._last_doc: dict[str, dict[str, Any]] = {}  # the newest desired state seen per server
+        self._following: dict[str, float] = {}  # server -> until when its console is sent every second
+        self._caching: dict[str, asyncio.Task[None]] = {}  # image pre-cache fetches in flight (2.81)
         self._stop = asyncio.Event()
 
     async def _post(self, path: str, body: Any = None) -> httpx.Response:
@@ -134,6 +142,7 @@ class ComputeAgent:
                 "inventory": inv,
                 "zone": self.zone,
                 "hypervisor_hostname": self.host,
+                "uptime": hostinfo.uptime(),
             },
         )
         r.raise_for_status()
@@ -147,6 +156,7 @@ class ComputeAgent:
                 log.info("compute agent: registering failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
         hb = asyncio.create_task(self._heartbeats())
+        follow = asyncio.create_task(self._follow_consoles())
         generation = -1
         try:
             while not self._stop.is_set():
@@ -164,6 +174,7 @@ class ComputeAgent:
                         self._dispatch(server)
                     for sid in doc.get("evacuated") or ():
                         await self._destroy_evacuated(sid)
+                    self._cache_images(doc.get("image_cache") or ())
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -172,6 +183,7 @@ class ComputeAgent:
                     generation = -1
         finally:
             hb.cancel()
+            follow.cancel()
             for t in list(self._busy.values()):
                 t.cancel()
 
@@ -179,7 +191,7 @@ class ComputeAgent:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                r = await self._post(f"/hosts/{self.host}/heartbeat")
+                r = await self._post(f"/hosts/{self.host}/heartbeat", {"uptime": hostinfo.uptime()})
                 if r.status_code == 404:
                     await self.register()
             except Exception as exc:
@@ -201,8 +213,40 @@ class ComputeAgent:
         except Exception as exc:
             log.warning("compute agent: cleaning up evacuated %s failed: %s", sid, exc)
 
+    def _cache_images(self, images: Any) -> None:
+        """Images the API asked this host to pre-cache (2.81): one fetch per image at a time."""
+        for image in images:
+            iid = image.get("id") if isinstance(image, dict) else None
+            task = self._caching.get(iid or "")
+            if iid and (task is None or task.done()):
+                self._caching[iid] = asyncio.create_task(self._cache_image(image))
+
+    async def _cache_image(self, image: dict[str, Any]) -> None:
+        iid = image["id"]
+        ref = ImageRef(id=iid, url=image.get("url") or "", checksum=image.get("checksum"))
+        fetch = getattr(self.driver, "cache_image", None)
+        try:
+            if fetch is None:
+                body = {"status": "error", "message": f"the {self.driver.type} driver has no image cache"}
+            else:
+                try:
+                    await anyio.to_thread.run_sync(fetch, ref)
+                    body = {"status": "cached"}
+                except TemporaryError as exc:  # still pending: the next sync tries again
+                    log.warning("compute agent: caching image %s: %s", iid, exc)
+                    await asyncio.sleep(exc.delay)
+                    return
+                except Exception as exc:
+                    body = {"status": "error", "message": str(exc) or type(exc).__name__}
+            r = await self._post(f"/hosts/{self.host}/image-cache/{iid}", body)
+            if r.status_code >= 400:
+                log.warning("compute agent: reporting cached image %s: %s", iid, r.status_code)
+        except Exception as exc:
+            log.warning("compute agent: caching image %s failed: %s", iid, exc)
+
     def _dispatch(self, server: dict[str, Any]) -> None:
         sid = server["id"]
+        self._last_doc[sid] = server
         task = self._busy.get(sid)
         if task is not None and not task.done():
             self._queued[sid] = server  # one worker per server: run this when the current one ends
@@ -214,6 +258,8 @@ class ComputeAgent:
         while True:
             await self._reconcile(server)
             done = (server.get("pending") or {}).get("seq")
+            if sid in self._vif_deadlines:  # still waiting for the network: the newer state may carry the event
+                done = None
             nxt = self._queued.pop(sid, None)
             if nxt is None or (done is not None and (nxt.get("pending") or {}).get("seq") == done):
                 return
@@ -227,6 +273,9 @@ class ComputeAgent:
         if pending and pending.get("op"):
             report["seq"] = pending["seq"]
             try:
+                if not await self._network_ready(sid, pending, spec):
+                    await self._refresh_console(sid)
+                    return  # the guest waits paused: an event (a new document) or the deadline goes on
                 power = await anyio.to_thread.run_sync(self._apply, pending["op"], spec, pending)
                 report.update(ok=True, power_state=int(power) if power is not None else 0)
             except TemporaryError as exc:
@@ -249,12 +298,63 @@ class ComputeAgent:
                 report["console"] = await anyio.to_thread.run_sync(self.driver.console_output, sid, 200)
         if pending is not None and pending.get("op") == "delete":
             self._console_sent.pop(sid, None)
+            self._last_doc.pop(sid, None)
+            self._vif_deadlines.pop(sid, None)
+            self._following.pop(sid, None)
+        elif pending is not None:  # a guest (re)booting writes its console now: follow it closely
+            self._following[sid] = time.monotonic() + CONSOLE_FOLLOW
         try:
             await self._post(f"/servers/{sid}/report", report)
             if "console" in report:
                 self._console_sent[sid] = report["console"]
         except Exception as exc:
             log.warning("compute agent: report for %s failed: %s", sid, exc)
+
+    async def _network_ready(self, sid: str, pending: Mapping[str, Any], spec: VmSpec) -> bool:
+        """Nova's wait for network-vif-plugged: a new guest is created paused (vCPUs stopped) until
+        the network reported each of its bound ports plugged, so it never asks for a DHCP lease
+        before its MAC is known. At the deadline: a fault when fatal, else the guest runs anyway.
+        After an agent restart the paused guest is found again and the wait starts over."""
+        if pending.get("op") != "build" or not pending.get("vif_wait") or not getattr(self.driver, "plugs_vifs", False):
+            return True
+        missing = sorted(set(pending["vif_wait"]) - set(pending.get("vif_plugged") or ()))
+        failed = sorted(pending.get("vif_failed") or ())
+        if not missing and not failed:
+            self._vif_deadlines.pop(sid, None)
+            return True
+        seq, timeout = int(pending["seq"]), float(pending.get("vif_timeout") or 300.0)
+        entry = self._vif_deadlines.get(sid)
+        if entry is None or entry[0] != seq:
+            entry = self._vif_deadlines[sid] = (seq, time.monotonic() + timeout)
+            asyncio.get_running_loop().call_later(timeout + 0.05, self._redispatch, sid)
+        if failed or time.monotonic() >= entry[1]:
+            self._vif_deadlines.pop(sid, None)
+            why = (f"the network reported port(s) {', '.join(failed)} failed" if failed else
+                   f"no network-vif-plugged for port(s) {', '.join(missing)} within {timeout:g} s")
+            if pending.get("vif_fatal", True):
+                await anyio.to_thread.run_sync(self.driver.ensure_stopped, sid)  # as Nova: the guest is destroyed
+                raise PermanentError(f"Virtual Interface creation failed: {why}")
+            log.warning("compute agent: %s: %s; starting the guest anyway", sid, why)
+            return True
+        await anyio.to_thread.run_sync(self.driver.ensure_running, dataclasses.replace(spec, start_paused=True))
+        return False
+
+    async def _follow_consoles(self) -> None:
+        """Send the console of recently (re)started guests every second, not only at each resync,
+        so a boot's progress (its boot marker) shows through the API within about a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for sid, until in list(self._following.items()):
+                if until < now:
+                    self._following.pop(sid, None)
+                elif not (task := self._busy.get(sid)) or task.done():
+                    await self._refresh_console(sid)
+
+    def _redispatch(self, sid: str) -> None:
+        doc = self._last_doc.get(sid)
+        if doc is not None and not self._stop.is_set():
+            self._dispatch(doc)
 
     async def _refresh_console(self, sid: str) -> None:
         """A real guest keeps writing to its console: send the text again when it changed."""
@@ -317,6 +417,8 @@ class ComputeAgent:
                         raise PermanentError(f"volume {pending['volume_id']} is not in the server's spec")
                     d.attach_volume(spec.id, volume)
             return power
+        if op in migrate.OPS:  # a step of a cold or live migration (kumo.agents.compute.migrate)
+            return migrate.run(d, op, spec, pending)
         raise PermanentError(f"unknown operation {op}")
 
     def _converge(self, desired: str | None, spec: VmSpec) -> PowerState | None:

@@ -38,4 +38,5 @@ def build_driver(settings: Any, cloud: str | None = None) -> Any:
         return from_settings(settings) if cloud is None else from_settings(settings, cloud=cloud)
     from kumo.agents.compute.fake import make_driver
 
-    return make_driver(name, settings.data_dir / "compute")
+    return make_driver(name, settings.data_dir / "compute",
+                       plugs_vifs=bool(getattr(settings.compute, "fake_vif_plugging", False)))

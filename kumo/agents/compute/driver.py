@@ -116,6 +116,9 @@ class VmSpec:
     # when config_drive: the drive's files, {"label": "config-2", "files": [{"path", "content" (base64)}]};
     # kumo.agents.compute.configdrive.build_config_drive(doc, path) writes the ISO
     config_drive_doc: Mapping[str, Any] | None = None
+    # a new guest waiting for its network (network-vif-plugged): created with its vCPUs stopped,
+    # let run by a later ensure_running of the same spec without it
+    start_paused: bool = False
 
 
 class Driver(Protocol):

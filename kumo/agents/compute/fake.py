@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kumo.agents.compute.configdrive import build_config_drive
-from kumo.agents.compute.driver import PowerState, VmSpec, VolumeSpec
+from kumo.agents.compute.driver import ImageRef, PowerState, VmSpec, VolumeSpec
 from kumo.agents.compute.fake_console import FakeConsoles
 
 
@@ -28,7 +28,11 @@ def _host_inventory(data_dir: Path) -> dict[str, int]:
 class FakeDriver:
     type = "fake"
 
-    def __init__(self, data_dir: Path, inventory: Mapping[str, int] | None = None) -> None:
+    def __init__(self, data_dir: Path, inventory: Mapping[str, int] | None = None,
+                 plugs_vifs: bool = False) -> None:
+        # the fake wires nothing, so by default no guest waits for network-vif-plugged; tests may
+        # ask it to wait like qemu (compute.fake_vif_plugging) and send the events themselves
+        self.plugs_vifs = plugs_vifs
         self._inventory = dict(inventory) if inventory else _host_inventory(data_dir)
         self._vms: dict[str, PowerState] = {}
         self._specs: dict[str, VmSpec] = {}
@@ -37,9 +41,21 @@ class FakeDriver:
         self._lock = threading.Lock()
         self._data_dir = data_dir
         self._consoles = FakeConsoles()
+        self.cached_images: list[str] = []  # image ids pre-cached on request (2.81), in order
 
     def inventory(self) -> Mapping[str, int]:
         return dict(self._inventory)
+
+    def cache_image(self, image: ImageRef) -> None:
+        """Pre-cache ``image`` (2.81): the fake has no disks, so it only records the request."""
+        with self._lock:
+            if image.id not in self.cached_images:
+                self.cached_images.append(image.id)
+
+    def migration_refused(self, live: bool) -> None:
+        """The fake can move a server (kumo.agents.compute.migrate): the destination's driver
+        builds it from its spec, the source's drops its copy when the API says so."""
+        return None
 
     def _log(self, vm_id: str, line: str) -> None:
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
@@ -47,6 +63,12 @@ class FakeDriver:
 
     def ensure_running(self, spec: VmSpec) -> PowerState:
         with self._lock:
+            if spec.start_paused and self._vms.get(spec.id) in (None, PowerState.PAUSED):
+                if spec.id not in self._vms:
+                    self._log(spec.id, "fake: created paused, waiting for the network")
+                self._vms[spec.id] = PowerState.PAUSED
+                self._specs[spec.id] = spec
+                return PowerState.PAUSED
             if self._vms.get(spec.id) != PowerState.RUNNING:
                 for line in (
                     "fake: power on",
@@ -162,7 +184,7 @@ class FakeDriver:
         return self._consoles.socket_path(vm_id, kind, spec.hostname)
 
 
-def make_driver(name: str, data_dir: Path):  # type: ignore[no-untyped-def]
+def make_driver(name: str, data_dir: Path, plugs_vifs: bool = False):  # type: ignore[no-untyped-def]
     if name == "fake":
-        return FakeDriver(data_dir)
+        return FakeDriver(data_dir, plugs_vifs=plugs_vifs)
     raise ValueError(f"unknown compute driver {name!r} (available: fake)")

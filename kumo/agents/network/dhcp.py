@@ -43,6 +43,22 @@ def hosts_file(spec: DhcpSpec) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def without_conflicts(leases: str, spec: DhcpSpec) -> str | None:
+    """The lease file without the leases of addresses the hosts file now gives another MAC; None
+    when there are none. dnsmasq will not offer an address still leased to another MAC (a port
+    deleted, its address reused by a new one) and reads its lease file only when it starts, so
+    these leases go while it is stopped (Neutron's DHCP agent releases them with dhcp_release)."""
+    wanted = {h.ip_address: h.mac_address.lower() for h in spec.hosts}
+    keep, dropped = [], False
+    for line in leases.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[2] in wanted and f[1].lower() != wanted[f[2]]:
+            dropped = True
+            continue
+        keep.append(line)
+    return ("\n".join(keep) + ("\n" if keep else "")) if dropped else None
+
+
 def _dhcp_ip_in(spec: DhcpSpec, subnet: SubnetSpec) -> str | None:
     net = ipaddress.ip_network(subnet.cidr, strict=False)
     for cidr in spec.addresses:

@@ -179,6 +179,12 @@ class LinuxDriver:
         pidfile = state / "dnsmasq.pid"
         if _write_if_changed(state / "cmdline", json.dumps(argv)):
             process.stop(pidfile, marker)
+        leases = state / "leases"
+        if changed and leases.is_file() and dhcp.without_conflicts(leases.read_text(), spec) is not None:
+            process.stop(pidfile, marker)  # it rewrites its lease file when it ends: filter after
+            kept = dhcp.without_conflicts(leases.read_text(), spec)
+            if kept is not None:
+                leases.write_text(kept)
         if not dhcp.dhcp_subnets(spec):
             process.stop(pidfile, marker)
         elif process.pid_of(pidfile, marker) is None:

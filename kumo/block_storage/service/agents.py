@@ -158,6 +158,14 @@ def _volume(s: Session, v: Volume, op: str, ok: bool, fault: str, result: dict[s
         else:
             v.status, v.fault = "error_extending", fault
             _message(s, v.project_id, "VOLUME", v.id, "VOLUME_VOLUME_001_004", f"extend volume failed: {fault}")
+    elif op == "reimage":
+        if ok:  # the volume now holds the image: its image metadata is the new image's
+            v.status, v.fault = v.previous_status or "available", None
+            v.image_metadata = dict(task.get("image_metadata") or {})
+            v.bootable = True
+        else:
+            v.status, v.fault = "error", fault
+            _message(s, v.project_id, "VOLUME", v.id, "VOLUME_VOLUME_003_002", f"reimage volume failed: {fault}")
     elif op == "upload":
         v.status = v.previous_status or "available"
         if not ok:

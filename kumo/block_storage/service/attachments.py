@@ -123,11 +123,14 @@ def _settle(v: Volume, s: Session) -> None:
     v.updated_at = now()
 
 
-def _attachable(v: Volume, s: Session) -> None:
+def _attachable(v: Volume, s: Session, instance: str | None = None) -> None:
     if v.status == "available":
         return
     if v.multiattach and v.status in ("in-use", "reserved", "attaching"):
         return
+    rows = live(s, v.id)
+    if instance and v.status in ("in-use", "reserved") and rows and all(a.instance_uuid == instance for a in rows):
+        return  # as Cinder: a new attachment for the same server (compute swaps attachments on rebuild)
     raise invalid_status("volume", v.id, v.status, "attach")
 
 
@@ -153,7 +156,7 @@ def create_attachment(svc: BlockStorageService, ctx: RequestContext, body: Any) 
         raise BadRequest("Invalid input: mode must be 'rw' or 'ro'.")
     with svc.db.session() as s:
         v = load(s, svc, ctx, volume_id, lock=True)
-        _attachable(v, s)
+        _attachable(v, s, instance)
         if v.read_only and mode == "rw" and connector:
             mode = "ro"
         att = Attachment(id=new_uuid(), volume_id=v.id, project_id=v.project_id, instance_uuid=instance,

@@ -1,16 +1,16 @@
-"""``POST /volumes/{id}/action``: extend, retype, flags, status resets, upload to image, and the
-legacy attach actions (delegated to :mod:`.attachments`)."""
+"""``POST /volumes/{id}/action``: extend, retype, flags, status resets, upload to image, re-image,
+and the legacy attach actions (delegated to :mod:`.attachments`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kumo.block_storage.errors import BadRequest, invalid_status
+from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Snapshot, Volume, VolumeType
 from kumo.block_storage.service import attachments, encryption, peers, quotas
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service import volumes as vols
-from kumo.block_storage.service.core import BlockStorageService, now
+from kumo.block_storage.service.core import BlockStorageService, is_uuid, now
 from kumo.block_storage.service.validate import action_body, boolean, size_field
 from kumo.common.context import RequestContext
 from kumo.common.microversion import APIVersion
@@ -193,6 +193,56 @@ def _upload(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
     }
 
 
+GiB = 1024**3
+
+
+def _reimage(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args: Any, mv: APIVersion) -> None:
+    """Cinder 3.68: replace the volume's whole contents with an image (destroys its data). The volume
+    goes ``downloading`` while its storage host rewrites it, then back to its previous status."""
+    if not mv.matches("3.68"):
+        raise NotFound(f"API version {mv} is not supported on this method (os-reimage needs 3.68).")
+    if not isinstance(args, dict) or "image_id" not in args:
+        raise BadRequest("Invalid input for field/attribute os-reimage: 'image_id' is a required property.")
+    extra = set(args) - {"image_id", "reimage_reserved"}
+    if extra:
+        raise BadRequest(f"Invalid input for field/attribute os-reimage: additional properties are not allowed "
+                         f"({', '.join(sorted(extra))}).")
+    image_id = args["image_id"]
+    if not isinstance(image_id, str) or not is_uuid(image_id):
+        raise BadRequest(f"Invalid input for field/attribute image_id. Value: {image_id}. It is not a uuid.")
+    reserved = boolean(args.get("reimage_reserved", False), "reimage_reserved")
+    allowed = ("available", "error", "reserved") if reserved else ("available", "error")
+    with svc.db.reader() as s:
+        v = vols.load(s, svc, ctx, volume_id)
+        _reimageable(v, allowed, len(attachments.live(s, v.id)))
+    image = peers.fetch_image(svc, ctx, image_id)
+    if image.get("status") != "active":
+        raise BadRequest(f"Image {image_id} is not active (status {image.get('status')}).")
+    image_gb = -(-int(image.get("size") or 0) // GiB)
+    virtual_gb = -(-int(image.get("virtual_size") or 0) // GiB)
+    need = max(image_gb, virtual_gb, int(image.get("min_disk") or 0))
+    if need > v.size:
+        raise BadRequest(f"Image {image_id} is unacceptable: it needs {need}GB but the volume has {v.size}GB.")
+    with svc.db.session() as s:
+        v = vols.load(s, svc, ctx, volume_id, lock=True)
+        _reimageable(v, allowed, len(attachments.live(s, v.id)))  # re-checked under the lock
+        v.previous_status = v.status
+        v.status = "downloading"
+        v.task = vols.next_task(svc, s, "reimage", image_id=image["id"], image_format=image.get("disk_format"),
+                                image_metadata=peers.image_metadata_from(image), **peers.peer_args(svc, ctx, "image"))
+        v.updated_at = now()
+    svc.wake_agents()
+
+
+def _reimageable(v: Volume, allowed: tuple[str, ...], attached: int) -> None:
+    if attached > 1:
+        raise BadRequest(f"Invalid volume: Volume {v.id} has {attached} attachments; only a volume with at most one "
+                         "can be re-imaged.")
+    if v.status not in allowed or v.task:
+        raise BadRequest(f"Invalid volume: Volume {v.id} status must be {' or '.join(allowed)} to re-image, "
+                         f"but current status is: {v.status}.")
+
+
 def _set_image_metadata(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args: Any,
                         mv: APIVersion) -> dict:
     return {"metadata": vols.set_image_metadata(svc, ctx, volume_id, args)}
@@ -238,6 +288,7 @@ HANDLERS: dict[str, Any] = {
     "os-set_image_metadata": _set_image_metadata,
     "os-unset_image_metadata": _unset_image_metadata,
     "os-show_image_metadata": _show_image_metadata,
+    "os-reimage": _reimage,
     "os-reserve": _legacy(attachments.reserve),
     "os-unreserve": _legacy(attachments.unreserve),
     "os-begin_detaching": _legacy(attachments.begin_detaching),

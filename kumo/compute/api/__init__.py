@@ -3,6 +3,7 @@
 from kumo.compute.api import (
     admin,
     agent,
+    aggregate_images,
     consoles,
     flavors,
     floating_ips,
@@ -10,6 +11,7 @@ from kumo.compute.api import (
     images,
     keypairs,
     metadata,
+    migrate,
     networks,
     security_groups,
     server_actions,
@@ -30,6 +32,7 @@ ROUTERS = [
     server_network.api,
     server_groups.api,
     admin.api,
+    aggregate_images.api,
     hosts.api,
     floating_ips.api,
     networks.api,
@@ -39,5 +42,6 @@ ROUTERS = [
     volume_attachments.api,
     volumes_proxy.api,
     metadata.api,
+    migrate.api,
     consoles.api,
 ]

@@ -13,7 +13,7 @@ from kumo.common.asgi import API, Call
 from kumo.compute.api.common import link, mv, next_link, svc
 from kumo.compute.errors import BadRequest, NotFound
 from kumo.compute.models import ComputeNode, ComputeService, Migration, Server, ServerGroup
-from kumo.compute.service import quotas, servers
+from kumo.compute.service import agents, quotas, servers
 from kumo.compute.service.core import iso, now
 
 api = API()
@@ -376,7 +376,9 @@ def _render_hypervisor(
                 },
             }
         )
-        if not mv(call).matches("2.88"):
+        if mv(call).matches("2.88"):
+            body["uptime"] = n.uptime  # 2.88: shown here (null until the host's agent reported it)
+        else:
             body.update(
                 {
                     "vcpus": n.vcpus,
@@ -427,6 +429,8 @@ def list_hypervisors_detail(call: Call):
 
 @api.route("/v2.1/os-hypervisors/statistics", "GET")
 def hypervisor_stats(call: Call):
+    if mv(call).matches("2.88"):
+        raise NotFound("The resource could not be found.")
     rows = [n for n, _ in _hypervisors(call)]
     keys = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
     stats = {k: sum(getattr(n, k) for n in rows) for k in keys}
@@ -453,11 +457,17 @@ def show_hypervisor(call: Call):
 
 @api.route("/v2.1/os-hypervisors/{hypervisor_id}/uptime", "GET")
 def hypervisor_uptime(call: Call):
+    if mv(call).matches("2.88"):
+        raise NotFound("The resource could not be found.")
     hid = call.params["hypervisor_id"]
     for n, s in _hypervisors(call):
         if str(n.id) == hid or n.uuid == hid:
+            if not n.uptime:
+                from kumo.common.errors import NotImplementedYet
+
+                raise NotImplementedYet("Virt driver does not implement uptime function.")
             body = _render_hypervisor(call, n, s, False)
-            body["uptime"] = " 00:00:00 up 1 day,  1 user,  load average: 0.00, 0.00, 0.00"
+            body["uptime"] = n.uptime
             return {"hypervisor": body}
     raise NotFound(f"Hypervisor with ID '{hid}' could not be found.")
 
@@ -701,10 +711,10 @@ def external_events(call: Call):
     if not isinstance(body, dict) or not isinstance(body.get("events"), list) or not body["events"]:
         raise BadRequest("'events' is a required property")
     names = {"network-changed", "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"}
-    for name, version in (("volume-extended", "2.51"), ("power-update", "2.76")):
+    for name, version in (("volume-extended", "2.51"), ("power-update", "2.76"), ("accelerator-request-bound", "2.82")):
         if mv(call).matches(version):
             names.add(name)
-    out = []
+    out, wake = [], False
     for e in body["events"]:
         if not isinstance(e, dict) or "name" not in e or "server_uuid" not in e:
             raise BadRequest("Invalid event")
@@ -722,9 +732,13 @@ def external_events(call: Call):
                 elif e.get("tag") == "POWER_ON" and server.vm_state == "stopped":
                     server.vm_state, server.power_state = "active", 1
                 server.updated_at = now()
+            if found and e["name"] in agents.VIF_EVENTS:  # recorded; a waiting boot may go on
+                wake = agents.vif_event(s, server, e) or wake
         out.append(
             {**e, "status": e.get("status", "completed"), "code": 200 if found else 422 if server else 404}
         )
+    if wake:
+        svc(call).notifier.bump()  # the host's agent lets the waiting guest run
     if not any(e["code"] == 200 for e in out):
         raise NotFound("No instances found for any event")
     status = 200 if all(e["code"] == 200 for e in out) else 207

@@ -131,7 +131,8 @@ def create_specs(call: Call):
         )
     return {
         "extra_specs": flavors.set_extra_specs(
-            svc(call), call.ctx, call.params["flavor_id"], body["extra_specs"]
+            svc(call), call.ctx, call.params["flavor_id"], body["extra_specs"],
+            validate=mv(call).matches("2.86"),
         )
     }
 
@@ -150,7 +151,8 @@ def show_spec(call: Call):
 @api.route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "PUT")
 def update_spec(call: Call):
     return flavors.set_extra_specs(
-        svc(call), call.ctx, call.params["flavor_id"], call.body, key=call.params["key"]
+        svc(call), call.ctx, call.params["flavor_id"], call.body, key=call.params["key"],
+        validate=mv(call).matches("2.86"),
     )
 
 

@@ -103,7 +103,7 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
             "security_groups": [{"name": g} for g in (server.security_groups or [])],
             "OS-SRV-USG:launched_at": _usg(server.launched_at),
             "OS-SRV-USG:terminated_at": _usg(server.terminated_at),
-            "OS-EXT-AZ:availability_zone": server.availability_zone or ("nova" if server.host else ""),
+            "OS-EXT-AZ:availability_zone": zone(call, server),
             "OS-EXT-STS:task_state": server.task_state,
             "OS-EXT-STS:vm_state": server.vm_state,
             "OS-EXT-STS:power_state": server.power_state,
@@ -133,9 +133,26 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
             )
         if version.matches("2.16"):
             body["host_status"] = "UP" if server.host else ""
+    elif version.matches("2.90"):  # the guest hostname is the user's to see (and set) from 2.90
+        body["OS-EXT-SRV-ATTR:hostname"] = server.hostname
+    if version.matches("2.96"):  # the zone asked for at create (or unshelve); null when the server floats
+        body["pinned_availability_zone"] = server.availability_zone or None
     if not server.security_groups:
         body.pop("security_groups")
     return body
+
+
+def zone(call: Call, server: Server) -> str:
+    """The server's zone: the one it is pinned to, else its host's (looked up once per request)."""
+    if server.availability_zone or not server.host:
+        return server.availability_zone or ""
+    zones = getattr(call.request.state, "kumo_host_zones", None)
+    if zones is None:
+        from kumo.compute.service.servers import host_zones
+
+        zones = host_zones(svc(call))
+        call.request.state.kumo_host_zones = zones
+    return zones.get(server.host, "nova")
 
 
 def volumes_attached(call: Call, server: Server) -> list[dict[str, Any]]:

@@ -9,13 +9,15 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
-from kumo.compute.api import consoles, evacuate
+from kumo.compute.api import consoles, evacuate, migrate
 from kumo.compute.api.common import mv, next_link, svc
 from kumo.compute.api.render import rebuild_body
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
 from kumo.compute.models import InstanceAction, Server
 from kumo.compute.service import actions, quotas, servers, snapshots
+from kumo.compute.service import migrate as migrate_service
+from kumo.compute.service import unshelve as unshelve_args
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import iso, now
 
@@ -71,11 +73,17 @@ def _resize(call: Call, sid: str, args: Any) -> Response:
 
 
 def _confirm(call: Call, sid: str, _args: Any) -> Response:
+    if migrate_service.latest_cold(svc(call), sid):  # a cold migration awaits its confirmation
+        migrate_service.confirm(svc(call), call.ctx, sid)
+        return Response(status_code=204)
     actions.confirm_resize(svc(call), call.ctx, sid)
     return Response(status_code=204)
 
 
 def _revert(call: Call, sid: str, _args: Any) -> Response:
+    if migrate_service.latest_cold(svc(call), sid):
+        migrate_service.revert(svc(call), call.ctx, sid)
+        return _accepted()
     actions.start_action(svc(call), call.ctx, sid, "revert_resize")
     return _accepted()
 
@@ -121,6 +129,14 @@ def _change_password(call: Call, sid: str, args: Any) -> Response:
 def _rescue(call: Call, sid: str, args: Any) -> Any:
     if args is not None and not isinstance(args, dict):
         raise BadRequest("Invalid input for field/attribute rescue.")
+    server = servers.get_server(svc(call), call.ctx, sid, write=True)
+    if not server.image_id:  # volume-backed: 2.87 allows it only on hosts able to rescue one
+        servers.check_lock(svc(call), call.ctx, server)
+        if server.vm_state not in actions.TABLE["rescue"][0] or server.task_state is not None:
+            raise Conflict(f"Cannot 'rescue' instance {sid} while it is in vm_state {server.vm_state}")
+        if not mv(call).matches("2.87"):
+            raise BadRequest("Cannot rescue a volume-backed instance")
+        raise BadRequest("Host unable to rescue a volume-backed instance")  # no kumo driver can
     actions.start_action(svc(call), call.ctx, sid, "rescue")
     return {"adminPass": ((args or {}).get("adminPass")) or "kumo-" + sid[:8]}
 
@@ -163,37 +179,15 @@ def _set_system_metadata(call: Call, sid: str, **values: Any) -> None:
 async def _unshelve(call: Call, sid: str, args: Any) -> Response:
     service = svc(call)
     server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
-    if isinstance(args, dict) and args.get("availability_zone") and not mv(call).matches("2.77"):
-        raise BadRequest("Additional properties are not allowed ('availability_zone' was unexpected)")
-    await anyio.to_thread.run_sync(actions.unshelve, service, call.ctx, sid)
+    zone, host = unshelve_args.parse(args, mv(call))
+    if host is not None:
+        await anyio.to_thread.run_sync(service.require_admin, call.ctx, "os_compute_api:os-shelve:unshelve_to_host")
+    await anyio.to_thread.run_sync(actions.unshelve, service, call.ctx, sid, zone, host)
     image_id = (server.system_metadata or {}).get("shelved_image_id")
     if image_id:
         await Peers(call.ctx, service.extras).delete_image(image_id)
         await anyio.to_thread.run_sync(lambda: _set_system_metadata(call, sid, shelved_image_id=None))
     return _accepted()
-
-
-def _migrate(live: bool):  # type: ignore[no-untyped-def]
-    def run(call: Call, sid: str, args: Any) -> Response:
-        svc(call).require_admin(
-            call.ctx, "os_compute_api:os-migrate-server:migrate" + ("_live" if live else "")
-        )
-        server = servers.get_server(svc(call), call.ctx, sid, write=True)
-        allowed = ("active", "paused") if live else ("active", "stopped")
-        name = "os-migrateLive" if live else "migrate"
-        if server.vm_state not in allowed or server.task_state is not None:
-            raise Conflict(f"Cannot '{name}' instance {sid} while it is in vm_state {server.vm_state}")
-        if live and isinstance(args, dict) and args.get("host"):
-            from kumo.compute.models import ComputeService as ServiceRow
-
-            with svc(call).db.reader() as s:
-                from sqlalchemy import select
-
-                if s.execute(select(ServiceRow).where(ServiceRow.host == args["host"])).first() is None:
-                    raise BadRequest(f"Compute service of {args['host']} is unavailable at this time.")
-        raise BadRequest("No valid host was found. No other compute host is available for the migration.")
-
-    return run
 
 
 def _restore(call: Call, sid: str, _args: Any) -> Response:
@@ -228,8 +222,8 @@ SYNC_ACTIONS = {
     "os-getConsoleOutput": _console,
     "os-resetState": _reset_state,
     "changePassword": _change_password,
-    "migrate": _migrate(False),
-    "os-migrateLive": _migrate(True),
+    "migrate": migrate.migrate,
+    "os-migrateLive": migrate.live_migrate,
     "restore": _restore,
     "forceDelete": _force_delete,
     "injectNetworkInfo": _inject_network_info,
@@ -273,6 +267,20 @@ async def server_action(call: Call):
     return await anyio.to_thread.run_sync(handler, call, sid, args)
 
 
+async def _same_image_as_root_volume(call: Call, sid: str, image_ref: str) -> None:
+    """A volume-backed server is rebuilt only with the image its root volume came from."""
+    from kumo.compute.service import volumes as vols
+    from kumo.compute.volume_client import Volumes
+
+    rows = await anyio.to_thread.run_sync(vols.list_attachments, svc(call), sid)
+    root = next((r.volume_id for r in rows if r.boot_index == 0), None)
+    volume = await Volumes(call.ctx, svc(call).extras).get_volume(root) if root else {}
+    if (volume.get("volume_image_metadata") or {}).get("image_id") != image_ref:
+        raise BadRequest(
+            f"Image {image_ref} is unacceptable: Unable to rebuild with a different image for a volume-backed server."
+        )
+
+
 async def _rebuild_async(call: Call, sid: str, args: Any) -> Any:
     service, version = svc(call), mv(call)
     parsed = await anyio.to_thread.run_sync(actions.rebuild_args, service, call.ctx, args, version)
@@ -284,8 +292,20 @@ async def _rebuild_async(call: Call, sid: str, args: Any) -> Any:
         raise BadRequest(f"Image {parsed['image_ref']} is not active.")
     if (image.get("min_ram") or 0) > server.flavor["ram"]:
         raise BadRequest("Flavor's memory is too small for requested image.")
+    if not server.image_id:  # volume-backed: from 2.93 the root volume is re-imaged, before only kept
+        if version.matches("2.93"):
+            parsed["reimage"] = image["id"]
+        else:
+            await _same_image_as_root_volume(call, sid, parsed["image_ref"])
+        parsed["volume_backed"] = True
     server = await anyio.to_thread.run_sync(actions.apply_rebuild, service, call.ctx, sid, parsed)
     server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid)
+    if parsed.get("reimage") and (server.pending or {}).get("hold"):
+        from kumo.compute.api import volume_flows
+        from kumo.compute.volume_client import Volumes
+
+        volume_flows.spawn(service, volume_flows.reimage_and_rebuild(service, Volumes(call.ctx, service.extras), sid,
+                                                                     server.pending["seq"]))
     body = rebuild_body(call, server)
     body["adminPass"] = parsed.get("admin_pass") or "kumo-" + sid[:8]
     return json_response({"server": body}, 202)
@@ -560,6 +580,10 @@ def _render_action(call: Call, a: InstanceAction, events: bool) -> dict[str, Any
                 e.pop("host", None)
             if not mv(call).matches("2.62"):
                 e.pop("hostId", None)
+            if mv(call).matches("2.84"):
+                e.setdefault("details", None)
+            else:
+                e.pop("details", None)
             if not (admin or mv(call).matches("2.51")):
                 continue
             evs.append(e)

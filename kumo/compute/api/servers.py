@@ -16,6 +16,7 @@ from kumo.compute.api.render import basic, detail, with_groups
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict
 from kumo.compute.service import servers, volumes
+from kumo.compute.vif import waits_for_event
 from kumo.compute.volume_client import Volumes
 
 api = API()
@@ -95,7 +96,7 @@ async def _port_call(peers: Peers, port_id: str | None, body: dict[str, Any]) ->
 
 
 async def _bind_ports(
-    peers: Peers, server: Any, wanted: list[dict[str, Any]], sgs: list[str]
+    peers: Peers, server: Any, wanted: list[dict[str, Any]], sgs: list[str], binder: Any = None
 ) -> list[dict[str, Any]]:
     ports = []
     for w in wanted:
@@ -120,6 +121,8 @@ async def _bind_ports(
         if r.status_code >= 400:
             raise RuntimeError(f"port binding failed: {r.status_code} {r.text[:200]}")
         p = r.json()["port"]
+        if binder is not None:  # bound with the service credentials (kumo.compute.vif), as Nova does
+            p = await binder.bind(p, server.host)
         name = w.get("network_name")
         if not name:
             nr = await peers.network("GET", f"/networks/{p['network_id']}")
@@ -133,6 +136,7 @@ async def _bind_ports(
                 "ips": [ip["ip_address"] for ip in p.get("fixed_ips", [])],
                 "created": created,
                 "tag": w.get("tag"),
+                "wait": waits_for_event(p),  # a new guest waits for its network-vif-plugged
             }
         )
     return ports
@@ -163,7 +167,8 @@ async def create_server(call: Call):
         if placed.vm_state != "building":
             continue
         try:
-            ports = await _bind_ports(peers, placed, wanted, sg_ids) if wanted else []
+            binder = service.extras.get("port_binder")
+            ports = await _bind_ports(peers, placed, wanted, sg_ids, binder) if wanted else []
         except Exception as exc:  # the server goes to ERROR with a fault the user can read
             await anyio.to_thread.run_sync(
                 servers.fail_build, service, server.id, f"Build of instance failed: {exc}"

@@ -40,7 +40,7 @@ async def list_volume_attachments(call: Call):
     offset = _int(call, "offset") or 0
     limit = _int(call, "limit")
     rows = rows[offset:] if limit is None else rows[offset : offset + limit]
-    return {"volumeAttachments": [vols.render(r, mv(call)) for r in rows]}
+    return {"volumeAttachments": [vols.render(r, mv(call), shown=True) for r in rows]}
 
 
 @api.route(BASE + "/{volume_id}", "GET")
@@ -48,7 +48,24 @@ def show_volume_attachment(call: Call):
     service = svc(call)
     servers.get_server(service, call.ctx, call.params["server_id"])
     row = vols.get_attachment(service, call.params["server_id"], call.params["volume_id"])
-    return {"volumeAttachment": vols.render(row, mv(call))}
+    return {"volumeAttachment": vols.render(row, mv(call), shown=True)}
+
+
+@api.route(BASE + "/{volume_id}", "PUT")
+def update_volume_attachment(call: Call):
+    """Swap to another volume (not supported), or from 2.85 change ``delete_on_termination``."""
+    service, version = svc(call), mv(call)
+    sid, volume_id = call.params["server_id"], call.params["volume_id"]
+    data = vols.parse_update(call.body, version)
+    if data["volumeId"] != volume_id or not version.matches("2.85"):
+        service.require_admin(call.ctx, "os_compute_api:os-volumes-attachments:swap")
+        servers.get_server(service, call.ctx, sid)
+        vols.get_attachment(service, sid, volume_id)
+        from kumo.common.errors import NotImplementedYet
+
+        raise NotImplementedYet("Swapping a server's volume for another is not supported by kumo.")
+    vols.update_attachment(service, call.ctx, sid, volume_id, data)
+    return Response(status_code=202)
 
 
 @api.route(BASE, "POST")

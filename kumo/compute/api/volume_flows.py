@@ -229,3 +229,60 @@ async def release_volumes(service: ComputeService, vc: Volumes, server_id: str) 
     finally:
         with contextlib.suppress(Exception):
             await anyio.to_thread.run_sync(vols.finish_release, service, server_id)
+
+
+# -- rebuild of a volume-backed server (2.93) -------------------------------------------------
+
+REIMAGE_VERSION = {"OpenStack-API-Version": "volume 3.68"}
+
+
+async def reimage_and_rebuild(service: ComputeService, vc: Volumes, server_id: str, seq: int) -> None:
+    """Re-image the root volume of a held rebuild (see kumo.compute.service.reimage), then let the
+    agent restart the VM on it. The volume's status is polled instead of Nova's external event."""
+    from kumo.compute.service import reimage
+
+    try:
+        pending = await anyio.to_thread.run_sync(reimage.state, service, server_id)
+        if pending is None or pending.get("seq") != seq:
+            return
+        if pending.get("from") != "stopped":  # the VM is stopped before its disk is rewritten
+            # an ERROR server may have no VM at all, and the agent reports nothing for a VM that is
+            # already down: it gets a short wait; an ACTIVE one must be seen stopping
+            errored = pending.get("from") == "error"
+            deadline = time.monotonic() + (15.0 if errored else AGENT_TIMEOUT)
+            delay = 0.05
+            while not (pending or {}).get("vm_stopped"):
+                if pending is None or pending.get("seq") != seq:
+                    return
+                if time.monotonic() > deadline:
+                    if errored:
+                        break
+                    raise BadRequest("The compute agent did not stop the server in time.")
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                pending = await anyio.to_thread.run_sync(reimage.state, service, server_id)
+        row = await anyio.to_thread.run_sync(reimage.root_mapping, service, server_id)
+        if row is None:
+            raise BadRequest("The server has no root volume.")
+        server = await anyio.to_thread.run_sync(vols.server_row, service, server_id)
+        image_id = (pending.get("reimage") or {}).get("image_id")
+        # as Nova: a new (reserved) attachment replaces the old one, then Cinder re-images the volume
+        att = await vc.attachment_create(row.volume_id, server_id)
+        if row.attachment_id:
+            await vc.attachment_delete(row.attachment_id)
+        await anyio.to_thread.run_sync(reimage.swap_attachment, service, row.id, att["id"], {})
+        r = await vc.call("POST", f"/volumes/{row.volume_id}/action", headers=REIMAGE_VERSION,
+                          json={"os-reimage": {"image_id": image_id, "reimage_reserved": True}})
+        await vc.check(r, 202)
+        await vc.wait_for_volume(row.volume_id, "reserved", timeout=AGENT_TIMEOUT)
+        upd = await vc.attachment_update(att["id"], connector(server.host, row.device or "/dev/vda"))
+        await vc.attachment_complete(att["id"])
+        await anyio.to_thread.run_sync(reimage.swap_attachment, service, row.id, att["id"],
+                                       upd.get("connection_info") or {})
+        await anyio.to_thread.run_sync(reimage.release, service, server_id, seq)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, APIError) else str(exc)
+        log.warning("re-imaging the root volume of server %s failed: %s", server_id, message)
+        await anyio.to_thread.run_sync(
+            reimage.fail, service, server_id, seq, f"Rebuild of instance {server_id} failed: {message}"
+        )

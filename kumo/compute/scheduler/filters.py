@@ -19,6 +19,9 @@ class Request:
     group_hosts: tuple[str, ...] = ()  # hosts of the group's other members
     max_server_per_host: int | None = None
     force_host: str | None = None
+    ignore_hosts: tuple[str, ...] = ()  # never these (a migration's source host)
+    same_host: tuple[str, ...] = ()  # hint: one of these hosts (kumo.compute.scheduler.hints)
+    different_host: tuple[str, ...] = ()  # hint: none of these hosts
 
 
 @dataclass
@@ -66,7 +69,14 @@ def group_filter(req: Request, h: Host, _r: dict[str, float]) -> bool:
 
 
 def forced_host(req: Request, h: Host, _r: dict[str, float]) -> bool:
-    return not req.force_host or h.node.host == req.force_host
+    return (not req.force_host or h.node.host == req.force_host) and h.node.host not in req.ignore_hosts
 
 
-FILTERS = [service_ok, forced_host, availability_zone, resources, image_properties, group_filter]
+def host_hints(req: Request, h: Host, _r: dict[str, float]) -> bool:
+    """SameHostFilter and DifferentHostFilter."""
+    if req.same_host and h.node.host not in req.same_host:
+        return False
+    return h.node.host not in req.different_host
+
+
+FILTERS = [service_ok, forced_host, availability_zone, resources, image_properties, group_filter, host_hints]

@@ -265,6 +265,8 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
         allowed.add("key_name")
     if mv.matches("2.57"):
         allowed.add("user_data")
+    if mv.matches("2.90"):
+        allowed.add("hostname")
     v.only_keys(data, allowed)
     image_ref = data.get("imageRef")
     if not isinstance(image_ref, str) or not image_ref:
@@ -286,6 +288,10 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
         out["key_name"] = data["key_name"]
     if "user_data" in data:
         out["user_data"] = data["user_data"]
+    if "hostname" in data:
+        from kumo.compute.service.servers import parse_hostname
+
+        out["hostname"] = parse_hostname(data["hostname"], mv)
     for k in ("accessIPv4", "accessIPv6"):
         if k in data:
             out[k] = data[k]
@@ -293,11 +299,15 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
 
 
 def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args: dict[str, Any]) -> Server:
-    server = start_action(svc, ctx, server_id, "rebuild", {"image_id": args["image_ref"]})
+    image_id = None if args.get("volume_backed") else args["image_ref"]  # a root volume keeps its data
+    extra: dict[str, Any] = {"image_id": image_id}
+    if args.get("reimage"):  # 2.93: held until the root volume is re-imaged (kumo.compute.service.reimage)
+        extra.update(hold=True, reimage={"image_id": args["reimage"]})
+    server = start_action(svc, ctx, server_id, "rebuild", extra)
     with svc.db.session() as s:
         server = s.get(Server, server_id)
         assert server is not None
-        server.image_id = args["image_ref"]
+        server.image_id = image_id
         if "name" in args:
             server.name = args["name"]
         if "metadata" in args:
@@ -308,6 +318,8 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
             server.description = args["description"]
         if "user_data" in args:
             server.user_data = args["user_data"]
+        if "hostname" in args:
+            server.hostname = args["hostname"]
         if "accessIPv4" in args:
             server.access_ipv4 = args["accessIPv4"] or ""
         if "accessIPv6" in args:
@@ -332,9 +344,16 @@ def flavor_exists(svc: ComputeService, fid: str) -> bool:
         return s.get(Flavor, fid) is not None
 
 
-def unshelve(svc: ComputeService, ctx: RequestContext, server_id: str) -> Server:
-    """Find a host again (the offloaded server has none), then boot it there."""
+def unshelve(
+    svc: ComputeService, ctx: RequestContext, server_id: str, zone: Any = None, host: str | None = None
+) -> Server:
+    """Find a host again (the offloaded server has none), then boot it there.
+
+    ``zone``: ``None`` keeps the server's zone; a name pins it there (2.77); ``UNPIN`` (2.91,
+    ``"availability_zone": null``) lets it go to any zone. ``host`` (2.91, admin) picks the host.
+    """
     from kumo.compute.service.servers import schedule_server, start_build
+    from kumo.compute.service.unshelve import UNPIN, check_destination
 
     server = get_server(svc, ctx, server_id, write=True)
     check_lock(svc, ctx, server)
@@ -343,10 +362,14 @@ def unshelve(svc: ComputeService, ctx: RequestContext, server_id: str) -> Server
         assert server is not None
         if server.vm_state != SHELVED_OFFLOADED or server.task_state is not None:
             raise _state_error(server, "unshelve")
+        if zone is not None or host is not None:
+            check_destination(s, server, zone, host)
+            if zone is not None:
+                server.availability_zone = None if zone is UNPIN else zone
         server.task_state = "unshelving"
         server.updated_at = now()
         s.add(new_action(ctx, server_id, "unshelve"))
-    placed = schedule_server(svc, server_id, {}, unshelving=True)
+    placed = schedule_server(svc, server_id, {}, host, unshelving=True)
     if placed.host:
         start_build(svc, server_id, list(placed.ports or []), unshelving=True)
     return placed

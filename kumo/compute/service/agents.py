@@ -13,6 +13,8 @@ from kumo.compute.scheduler import claims
 from kumo.compute.service.actions import RESULT
 from kumo.compute.service.core import ComputeService as Svc
 from kumo.compute.service.core import iso, new_uuid, now
+from kumo.compute.service.migrate import EVENT_NAMES as MIGRATION_EVENTS
+from kumo.compute.service.migrate import OPS as MIGRATION_OPS
 from kumo.compute.service.servers import finish_delete, host_id, set_error
 from kumo.compute.service.states import ACTIVE, PAUSED, RESIZED, STOPPED, SUSPENDED
 
@@ -175,6 +177,10 @@ def desired(svc: Svc, host: str) -> list[dict[str, Any]]:
     vols = spec_volume_map(svc, [r.id for r in rows])
     out = []
     for r in rows:
+        if (r.pending or {}).get("hold"):  # 2.93 rebuild: the VM stays stopped while its root volume is re-imaged
+            out.append({"id": r.id, "pending": None, "desired": "stopped", "vm_state": r.vm_state,
+                        "power_state": r.power_state, "spec": {**_spec(svc, r), "volumes": vols.get(r.id, [])}})
+            continue
         out.append(
             {
                 "id": r.id,
@@ -205,6 +211,8 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         if pending is None or seq is None or pending.get("seq") != seq:
             if "power_state" in body and pending is None and not server.deleted:
                 server.power_state = int(body["power_state"])
+            if "power_state" in body and pending is not None and pending.get("hold") and seq is None:
+                server.pending = {**pending, "vm_stopped": int(body["power_state"]) in (4, 0)}
             if pending is not None and seq is not None:
                 # a newer operation arrived while the agent worked on an older one: wake it again
                 svc.notifier.bump()
@@ -212,6 +220,11 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
         op = pending["op"]
         ok = bool(body.get("ok", True))
         _finish_event(s, server, op, ok, body.get("fault"), ts)
+        if op in MIGRATION_OPS:  # one step of a cold or live migration (kumo.compute.service.migrate)
+            from kumo.compute.service.migrate import reported
+
+            reported(svc, s, server, pending, ok, body.get("fault"), body.get("power_state"), ts)
+            return
         if op == "snapshot":  # the image's fate is the agent's; the server goes back to what it was
             from kumo.compute.service.snapshots import finish as finish_snapshot
 
@@ -306,6 +319,7 @@ EVENT_NAMES = {
     "revert_resize": "compute_finish_revert_resize",
     "delete": "compute_terminate_instance",
     "snapshot": "compute_snapshot_instance",
+    **MIGRATION_EVENTS,
 }
 
 
@@ -328,6 +342,7 @@ def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any
             "finish_time": iso(ts),
             "result": "Success" if ok else "Error",
             "traceback": None if ok else str(fault),
+            "details": None if ok else _fault_message(fault),  # shown from 2.84
             "host": server.host,
             "hostId": host_id(server.project_id, server.host),
         }
@@ -335,6 +350,13 @@ def _finish_event(s: Any, server: Server, op: str, ok: bool, fault: Any, ts: Any
     if not ok:
         act.message = "Error"
     act.updated_at = ts
+
+
+def _fault_message(fault: Any) -> str:
+    """The user-readable part of a fault (an event's ``details``): its message, never a traceback."""
+    if isinstance(fault, dict):
+        return str(fault.get("message") or "Error")[:255]
+    return str(fault or "Error").strip().splitlines()[0][:255] if str(fault or "").strip() else "Error"
 
 
 def finish_released_deletes(svc: Svc) -> int:
@@ -367,3 +389,48 @@ def recover_interrupted_builds(svc: Svc) -> int:
                 server.updated_at = now()
                 count += 1
     return count
+
+
+VIF_EVENTS = ("network-vif-plugged", "network-vif-unplugged", "network-vif-deleted")
+
+
+def vif_event(s: Any, server: Server, event: dict[str, Any]) -> bool:
+    """A ``network-vif-*`` external event from the network service: recorded as an instance
+    action event; a plugged port of a build waiting for its network is noted in the build's
+    pending state. True when the host's agent must be woken (once the session committed) to
+    let the guest run (QMP ``cont``)."""
+    name, port_id, status = event["name"], str(event.get("tag") or ""), event.get("status", "completed")
+    ts = now()
+    act = (
+        s.execute(
+            select(InstanceAction)
+            .where(InstanceAction.server_id == server.id)
+            .order_by(InstanceAction.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    if act is not None:
+        ok = status != "failed"
+        act.events = list(act.events or []) + [
+            {
+                "event": "compute_external_instance_event",
+                "start_time": iso(ts),
+                "finish_time": iso(ts),
+                "result": "Success" if ok else "Error",
+                "traceback": None if ok else f"{name} failed for port {port_id}",
+                "details": f"{name}:{port_id}",
+                "host": server.host,
+                "hostId": host_id(server.project_id, server.host),
+            }
+        ]
+        act.updated_at = ts
+    pending = server.pending or {}
+    if name != "network-vif-plugged" or pending.get("op") != "build" or port_id not in (pending.get("vif_wait") or ()):
+        return False
+    key = "vif_failed" if status == "failed" else "vif_plugged"
+    if port_id in (pending.get(key) or ()):
+        return False
+    server.pending = {**pending, key: [*(pending.get(key) or ()), port_id]}
+    server.updated_at = ts
+    return True

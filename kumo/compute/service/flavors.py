@@ -288,8 +288,10 @@ def _spec_value(key: str, value: Any) -> str:
 
 
 def set_extra_specs(
-    svc: ComputeService, ctx: RequestContext, flavor_id: str, specs: Any, key: str | None = None
+    svc: ComputeService, ctx: RequestContext, flavor_id: str, specs: Any, key: str | None = None,
+    validate: bool = False,
 ) -> dict[str, str]:
+    """Set extra specs; ``validate`` (2.86) checks keys of known namespaces and their values."""
     svc.enforce(ctx, "flavor:manage")
     if not isinstance(specs, dict) or (key is None and not specs):
         raise BadRequest("Invalid input for field/attribute extra_specs.")
@@ -303,6 +305,10 @@ def set_extra_specs(
         if not isinstance(k, str) or not _SPEC_KEY.match(k):
             raise BadRequest(f"Invalid input for field/attribute extra_specs. Key {k!r} is invalid")
         clean[k] = _spec_value(k, val)
+        if validate:
+            from kumo.compute.service.extra_specs import validate as check_spec
+
+            check_spec(k, clean[k])
     with svc.db.session() as s:
         f = s.get(Flavor, flavor_id)
         if f is None:

@@ -20,7 +20,7 @@ from kumo.compute.models import Keypair
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import ComputeService, now
 
-_NAME = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
+_NAME = re.compile(r"^(?! )[a-zA-Z0-9 _-]+(?<! )$")  # "." and "@" only from 2.92
 _NAME_292 = re.compile(r"^(?! )[a-zA-Z0-9. _@-]+(?<! )$")
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from kumo.common.context import RequestContext
 from kumo.compute.errors import BadRequest, Conflict, Forbidden, NotFound, OverLimit
 from kumo.compute.models import Flavor, InstanceAction, Keypair, Server, ServerGroup
+from kumo.compute.scheduler import hints as host_hints
 from kumo.compute.scheduler import release, schedule
 from kumo.compute.scheduler.filters import Request
 from kumo.compute.service import flavors as flavor_svc
@@ -67,6 +68,25 @@ class CreateRequest:
     return_reservation_id: bool = False
     force_host: str | None = None
     image: dict[str, Any] | None = None
+    host_hints: dict[str, list[str]] = field(default_factory=dict)  # same_host / different_host
+
+
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")  # 2.90: one DNS label
+
+
+_FQDN = re.compile(r"^[a-zA-Z0-9-._]*$")  # 2.94: a fully qualified name (Nova checks only the characters)
+
+
+def parse_hostname(value: Any, mv: Any) -> str:
+    """A requested ``hostname`` (create, update, rebuild from 2.90): a single label of 2..63 characters;
+    from 2.94 it may be an FQDN of 1..255 letters, digits, '-', '.' and '_'."""
+    if mv.matches("2.94"):
+        if not isinstance(value, str) or not 1 <= len(value) <= 255 or not _FQDN.match(value):
+            raise BadRequest(f"Invalid input for field/attribute hostname. Value: {value!r}.")
+        return value
+    if not isinstance(value, str) or not 2 <= len(value) <= 63 or not _HOSTNAME.match(value):
+        raise BadRequest(f"Invalid input for field/attribute hostname. Value: {value!r}.")
+    return value
 
 
 def sanitize_hostname(name: str) -> str:
@@ -196,7 +216,9 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
     if "hostname" in data:
         if not mv.matches("2.90"):
             raise BadRequest("Additional properties are not allowed ('hostname' was unexpected)")
-        req.hostname = v.string(data["hostname"], "hostname", 255, 1)
+        req.hostname = parse_hostname(data["hostname"], mv)
+        if req.max_count > 1:  # every server would get the same name on its network
+            raise BadRequest("Unable to allocate a single hostname to multiple instances")
     if "adminPass" in data:
         req.admin_pass = v.string(data["adminPass"], "adminPass", 255)
     if data.get("accessIPv4"):
@@ -230,6 +252,7 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
         if g is None:
             raise BadRequest(f"Invalid server group: instance group {group} could not be found.")
         req.group_id = group
+    req.host_hints = host_hints.parse(hints)
     return req
 
 
@@ -444,6 +467,8 @@ def create_servers(svc: ComputeService, ctx: RequestContext, req: CreateRequest)
                 created_at=ts,
                 updated_at=ts,
             )
+            if req.host_hints:  # kept for scheduling this server again (migrations)
+                server.system_metadata = {"scheduler_hints": req.host_hints}
             s.add(server)
             s.add(new_action(ctx, sid, "create", ts))
             created.append(server)
@@ -509,6 +534,7 @@ def schedule_server(
             group_hosts=group_hosts,
             max_server_per_host=max_per_host,
             force_host=force_host,
+            **host_hints.request_fields(s, server),
         )
         node = schedule(s, req, svc.settings, now())
         if node is None:
@@ -544,6 +570,10 @@ def start_build(
         server.task_state = "spawning" if not unshelving else "spawning"
         server.op_seq += 1
         server.pending = {"op": "build", "seq": server.op_seq}
+        wait = [p["id"] for p in ports if p.get("wait")] if not unshelving else []
+        if wait and svc.settings.vif_plugging_timeout > 0:  # start paused until the network is ready
+            server.pending.update(vif_wait=wait, vif_plugged=[], vif_timeout=svc.settings.vif_plugging_timeout,
+                                  vif_fatal=svc.settings.vif_plugging_is_fatal)
         server.updated_at = now()
     svc.notifier.bump()
 
@@ -660,8 +690,6 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
         ("image", Server.image_id),
         ("flavor", Server.flavor_id),
         ("reservation_id", Server.reservation_id),
-        ("key_name", Server.key_name),
-        ("availability_zone", Server.availability_zone),
     ):
         val = one(key)
         if val is not None:
@@ -669,11 +697,13 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
                 col == val.rstrip("/").rsplit("/", 1)[-1] if key in ("image", "flavor") else col == val
             )
     if admin:
-        for key, col in (("host", Server.host), ("node", Server.node), ("user_id", Server.user_id)):
+        for key, col in (("host", Server.host), ("node", Server.node)):
             if one(key) is not None:
                 stmt = stmt.where(col == one(key))
     with svc.db.reader() as s:
         rows = list(s.execute(stmt).scalars())
+    if admin or mv.matches("2.83"):  # before 2.83 Nova drops these filters for non-admin users
+        rows = _state_filters(rows, q, host_zones(svc) if q.get("availability_zone") else {})
     statuses = q.get("status")
     if statuses:
         wanted = {x.upper() for x in statuses}
@@ -725,6 +755,50 @@ def list_servers(svc: ComputeService, ctx: RequestContext, query: Any, mv: Any) 
     return rows
 
 
+def host_zones(svc: ComputeService) -> dict[str, str]:
+    """Each compute host's availability zone."""
+    from kumo.compute.models import ComputeService as Service
+
+    with svc.db.reader() as s:
+        rows = s.execute(select(Service.host, Service.zone).where(Service.binary == "nova-compute"))
+        return {host: zone for host, zone in rows}
+
+
+def _state_filters(rows: list[Server], q: dict[str, list[str]], zones: dict[str, str]) -> list[Server]:
+    """availability_zone, config_drive, key_name, created_at, launched_at, terminated_at,
+    power_state, task_state, vm_state, progress, user_id (admins always, everyone from 2.83)."""
+    for key in ("vm_state", "task_state", "power_state"):
+        if q.get(key):
+            wanted = set(q[key])
+            rows = [r for r in rows if str(getattr(r, key)) in wanted or (getattr(r, key) is None and "None" in wanted)]
+    if q.get("user_id"):
+        rows = [r for r in rows if r.user_id == q["user_id"][-1]]
+    if q.get("config_drive"):
+        want = str(q["config_drive"][-1]).strip().lower() in ("1", "true", "yes", "on", "t", "y")
+        rows = [r for r in rows if bool(r.config_drive) == want]
+    if q.get("key_name"):  # regular expressions, as Nova matches them
+        rows = [r for r in rows if _regex(q["key_name"][-1], r.key_name or "")]
+    if q.get("availability_zone"):  # the zone the server landed in when none was asked for
+        pat = q["availability_zone"][-1]
+        rows = [r for r in rows if _regex(pat, r.availability_zone or (zones.get(r.host, "nova") if r.host else ""))]
+    if q.get("progress"):
+        rows = [r for r in rows if _regex(q["progress"][-1], str(_progress(r)))]
+    for key in ("created_at", "launched_at", "terminated_at"):
+        if q.get(key):
+            pat = q[key][-1]
+            rows = [
+                r for r in rows
+                if getattr(r, key) is not None
+                and (_regex(pat, getattr(r, key).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                     or _regex(pat, getattr(r, key).strftime("%Y-%m-%d %H:%M:%S")))
+            ]  # fmt: skip
+    return rows
+
+
+def _progress(r: Server) -> int:
+    return 100 if status(r.vm_state, r.task_state) in ("ACTIVE", "VERIFY_RESIZE") else 0
+
+
 def _sortable(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, "")
@@ -760,7 +834,7 @@ def update_server(svc: ComputeService, ctx: RequestContext, server_id: str, body
         if "description" in data:
             server.description = v.string(data["description"], "description", 255, nullable=True)
         if "hostname" in data:
-            server.hostname = v.string(data["hostname"], "hostname", 63, 1) or server.hostname
+            server.hostname = parse_hostname(data["hostname"], mv)
         if "accessIPv4" in data:
             server.access_ipv4 = _ip(data["accessIPv4"], 4, "accessIPv4") if data["accessIPv4"] else ""
         if "accessIPv6" in data:

@@ -362,7 +362,9 @@ def spec_volume_map(svc: ComputeService, server_ids: list[str]) -> dict[str, lis
     return out
 
 
-def render(row: VolumeAttachment, mv: Any) -> dict[str, Any]:
+def render(row: VolumeAttachment, mv: Any, shown: bool = False) -> dict[str, Any]:
+    """One attachment; ``shown`` for GET list/show, where 2.89 drops ``id`` and adds
+    ``attachment_id`` (the block storage attachment) and ``bdm_uuid``."""
     body: dict[str, Any] = {
         "id": row.volume_id,
         "serverId": row.server_id,
@@ -373,7 +375,50 @@ def render(row: VolumeAttachment, mv: Any) -> dict[str, Any]:
         body["tag"] = row.tag
     if mv.matches("2.79"):
         body["delete_on_termination"] = bool(row.delete_on_termination)
+    if shown and mv.matches("2.89"):
+        del body["id"]
+        body["attachment_id"] = row.attachment_id
+        body["bdm_uuid"] = row.uuid
     return body
+
+
+def parse_update(body: Any, mv: Any) -> dict[str, Any]:
+    """``PUT .../os-volume_attachments/{volume_id}``: swap (``volumeId`` differs) or, from 2.85,
+    change ``delete_on_termination`` (``id``, ``serverId``, ``device``, ``tag`` may only repeat)."""
+    data = v.body_key(body, "volumeAttachment")
+    allowed = {"volumeId"}
+    if mv.matches("2.85"):
+        allowed |= {"device", "tag", "delete_on_termination", "id", "serverId"}
+    v.only_keys(data, allowed)
+    vid = data.get("volumeId")
+    if vid is None:
+        raise BadRequest(
+            "Invalid input for field/attribute volumeAttachment. 'volumeId' is a required property"
+        )
+    if not is_uuid(vid):
+        raise BadRequest(f"Invalid input for field/attribute volumeId. Value: {vid}. '{vid}' is not a 'uuid'")
+    if "delete_on_termination" in data:
+        data["delete_on_termination"] = v.boolean(data["delete_on_termination"], "delete_on_termination")
+    return data
+
+
+def update_attachment(
+    svc: ComputeService, ctx: RequestContext, server_id: str, volume_id: str, data: dict[str, Any]
+) -> None:
+    """2.85: the attachment's ``delete_on_termination``; its other fields are not mutable."""
+    get_server(svc, ctx, server_id, write=True)
+    row = get_attachment(svc, server_id, volume_id)
+    for key, current in (("id", row.volume_id), ("serverId", row.server_id), ("device", row.device),
+                         ("tag", row.tag)):  # fmt: skip
+        if key in data and data[key] != current:
+            raise BadRequest(f"The {key} property is not mutable")
+    if "delete_on_termination" in data:
+        with svc.db.session() as s:
+            r = s.get(VolumeAttachment, row.id)
+            if r is None:
+                raise NotFound(f"volume_id not found: {volume_id}")
+            r.delete_on_termination = data["delete_on_termination"]
+            r.updated_at = now()
 
 
 def server_row(svc: ComputeService, server_id: str) -> Server:

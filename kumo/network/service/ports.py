@@ -16,6 +16,7 @@ from kumo.network.errors import bad, conflict, forbidden, not_found
 from kumo.network.policies import can_read, enforce_member, enforce_write, is_admin
 from kumo.network.schemas import invalid, to_bool, to_int, to_str, to_uuid
 from kumo.network.service.core import new_id, now
+from kumo.network.service.notify import deleted_event, l2_agent_wires, status_event
 from kumo.network.service.secgroups import SecurityGroups
 from kumo.network.service.subnets import auto_address
 
@@ -353,12 +354,13 @@ class Ports(SecurityGroups):
                 out.append(sg_id)
         return out
 
-    def _binding(self, port: m.Port) -> None:
-        if port.binding_host_id:
+    def _binding(self, s: Session, port: m.Port) -> None:
+        """ML2's rule: bound (``bridge``) only where a live L2 agent wires ports on the host."""
+        if port.binding_host_id and l2_agent_wires(s, port.binding_host_id, self.settings.agent_down_time):
             port.binding_vif_type = "bridge"
             port.binding_vif_details = {"port_filter": True, "connectivity": "l2"}
         else:
-            port.binding_vif_type = "unbound"
+            port.binding_vif_type = "binding_failed" if port.binding_host_id else "unbound"
             port.binding_vif_details = {}
 
     # -- create / update / delete ------------------------------------------------------------
@@ -407,7 +409,7 @@ class Ports(SecurityGroups):
                                                 "propagate_uplink_status"),
             )
             port.tags = tags
-            self._binding(port)
+            self._binding(s, port)
             if "security_groups" in data and data["security_groups"] is not None:
                 groups = self._security_groups(s, ctx, data["security_groups"], project_id)
                 if groups and not psec:
@@ -447,8 +449,10 @@ class Ports(SecurityGroups):
                     if_match: str | None = None) -> dict[str, Any]:
         self.allowed(data, *PORT_KEYS)
         admin = is_admin(ctx)
+        events: list[dict[str, Any] | None] = []
 
         def run(s: Session) -> dict[str, Any]:
+            events.clear()
             port = self.get_port_row(s, ctx, port_id)
             net = s.get(m.Network, port.network_id)
             assert net is not None
@@ -479,7 +483,7 @@ class Ports(SecurityGroups):
                     port.mac_address = self._mac_for(s, net.id, mac)
             if "binding:host_id" in data:
                 port.binding_host_id = to_str(data["binding:host_id"] or "", "binding:host_id") or ""
-                self._binding(port)
+                self._binding(s, port)
             if "binding:profile" in data:
                 profile = data["binding:profile"] or {}
                 if not isinstance(profile, dict):
@@ -492,6 +496,7 @@ class Ports(SecurityGroups):
             if "status" in data:
                 if data["status"] not in ("ACTIVE", "DOWN", "ERROR", "BUILD"):
                     raise invalid("status", f"'{data['status']}' is not a valid port status")
+                events.append(status_event(port.id, port.device_owner, port.device_id, port.status, data["status"]))
                 port.status = data["status"]
             psec = port.port_security_enabled
             if "port_security_enabled" in data:
@@ -539,7 +544,9 @@ class Ports(SecurityGroups):
             self.bump(s)
             return self.render_port(ctx, port, self._ips(s, [port.id]).get(port.id, []))
 
-        return self.tx(run)
+        out = self.tx(run)
+        self.notifier.send(events)
+        return out
 
     def _check_ip_change(self, s: Session, port: m.Port, current: list[dict[str, str]],
                          new: list[tuple[m.Subnet, str]]) -> None:
@@ -554,7 +561,10 @@ class Ports(SecurityGroups):
 
     def delete_port(self, ctx: RequestContext, port_id: str, if_match: str | None = None,
                     internal: bool = False) -> None:
+        events: list[dict[str, Any] | None] = []
+
         def run(s: Session) -> None:
+            events.clear()
             port = self.get_port_row(s, ctx, port_id)
             net = s.get(m.Network, port.network_id)
             if not (is_admin(ctx) or (net is not None and net.project_id == ctx.project_id
@@ -565,9 +575,11 @@ class Ports(SecurityGroups):
                 raise conflict("L3PortInUse" if port.device_owner.startswith("network:router") else "PortInUse",
                                f"Port {port.id} cannot be deleted directly via the port API: has device owner "
                                f"{port.device_owner}.")
+            events.append(deleted_event(port.id, port.device_owner, port.device_id))
             self.remove_port(s, port)
 
         self.tx(run)
+        self.notifier.send(events)
 
     def remove_port(self, s: Session, port: m.Port) -> None:
         s.execute(update(m.FloatingIP).where(m.FloatingIP.port_id == port.id).values(
@@ -583,14 +595,22 @@ class Ports(SecurityGroups):
         if status not in ("ACTIVE", "DOWN", "ERROR", "BUILD"):
             raise invalid("status", f"'{status}' is not in ['ACTIVE', 'DOWN', 'ERROR', 'BUILD']")
 
+        events: list[dict[str, Any] | None] = []
+
         def run(s: Session) -> dict[str, Any]:
+            events.clear()
             port = s.get(m.Port, port_id)
             if port is None:
                 raise not_found("port", port_id)
             if port.status != status:
+                if port.binding_vif_type == "binding_failed":  # its host's agent came up: bind it now
+                    self._binding(s, port)
+                events.append(status_event(port.id, port.device_owner, port.device_id, port.status, status))
                 port.status = status
                 self.touch(port)
                 self.bump(s)
             return {"id": port.id, "status": port.status, "revision_number": port.revision_number}
 
-        return self.tx(run)
+        out = self.tx(run)
+        self.notifier.send(events)
+        return out

@@ -168,6 +168,8 @@ def build_argv(spec: VmSpec, paths: VmPaths, *, accel: str = "tcg", binary: str 
         "-pidfile", str(paths.pidfile),
         "-daemonize",
     ]
+    if spec.start_paused:  # vCPUs stopped until QMP "cont" (the network reported the ports plugged)
+        argv.append("-S")
     if vnc:
         argv += ["-vga", "std", "-vnc", f"unix:{paths.vnc}"]
     else:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kumo.agents.compute.driver import PowerState, VmSpec, VolumeSpec
+from kumo.agents.compute.driver import ImageRef, PowerState, VmSpec, VolumeSpec
 from kumo.agents.compute.errors import PermanentError, TemporaryError
 from kumo.agents.compute.fake import _host_inventory
 from kumo.agents.compute.qemu import accel as accel_mod
@@ -63,6 +63,7 @@ def _valid_id(vm_id: str) -> str:
 
 class QemuDriver:
     type = "QEMU"
+    plugs_vifs = True  # a new guest waits (paused) for network-vif-plugged of its bound ports
 
     def __init__(
         self,
@@ -93,6 +94,10 @@ class QemuDriver:
 
     def inventory(self) -> Mapping[str, int]:
         return dict(self._inventory)
+
+    def cache_image(self, image: ImageRef) -> None:
+        """Fetch ``image`` into this host's image cache (checksum verified) ahead of any boot (2.81)."""
+        self.images.ensure(image)
 
     @property
     def accel(self) -> str:
@@ -146,7 +151,9 @@ class QemuDriver:
                 status = None
             if status is None:
                 self._start(spec, p)
-                return PowerState.RUNNING
+                return PowerState.PAUSED if spec.start_paused else PowerState.RUNNING
+            if spec.start_paused and status in ("prelaunch", "paused"):
+                return PowerState.PAUSED  # still waiting for its network: not let run yet
             with contextlib.suppress(qmp.QmpError), qmp.QmpClient(p.qmp) as q:
                 if status in ("shutdown", "internal-error", "guest-panicked"):
                     q.execute("system_reset")
