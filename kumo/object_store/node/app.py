@@ -527,13 +527,21 @@ class StorageNode:
             limit = int(q.get("limit", "10000"))
         except ValueError:
             raise SwiftError(412, "Value of limit must be an integer") from None
+        reverse = q.get("reverse", "") in ("1", "true", "True", "yes", "on")
+        if request.headers.get(listing_rows.READY) == "swift" and kind == "container" and not q.get("delimiter"):
+            assert isinstance(broker, ContainerBroker)
+            body = broker.swift_json(limit=limit, marker=q.get("marker", ""), end_marker=q.get("end_marker", ""),
+                                     prefix=q.get("prefix", ""), reverse=reverse)  # fmt: skip
+            if body is not None:
+                headers.update({"content-type": "application/json", listing_rows.READY: "swift"})
+                return RawResponse(200, headers, body)
         rows = broker.listing(
             limit=limit,
             marker=q.get("marker", ""),
             end_marker=q.get("end_marker", ""),
             prefix=q.get("prefix", ""),
             delimiter=q.get("delimiter", ""),
-            reverse=q.get("reverse", "") in ("1", "true", "True", "yes", "on"),
+            reverse=reverse,
         )
         headers["content-type"] = "application/json"
         if request.headers.get(listing_rows.READY) == "swift":  # the proxy passes these rows through
