@@ -244,18 +244,24 @@ def set_data(image: Image, facts: dict[str, Any], store_id: str, location: str) 
 # -- import tasks ---------------------------------------------------------------------
 
 
+def close_task(s: Any, task_id: str, status: str, message: str) -> None:
+    """Record a task's outcome in the caller's session (so it can share a commit with the image)."""
+    now = utcnow()
+    task = s.get(Task, task_id)
+    if task is not None:
+        task.status = status
+        task.message = message
+        task.updated_at = now
+        task.expires_at = now + timedelta(hours=48)
+        task.result = {"image_id": task.image_id} if status == "success" else None
+
+
 def end_task(
     svc: ImageService, task_id: str, status: str, message: str, image_id: str | None, image_status: str | None
 ) -> None:
     now = utcnow()
     with svc.db.session() as s:
-        task = s.get(Task, task_id)
-        if task is not None:
-            task.status = status
-            task.message = message
-            task.updated_at = now
-            task.expires_at = now + timedelta(hours=48)
-            task.result = {"image_id": task.image_id} if status == "success" else None
+        close_task(s, task_id, status, message)
         if image_id and image_status:
             s.execute(
                 update(Image)

@@ -435,17 +435,20 @@ def _run_import(svc: ImageService, task_id: str, image_id: str, req: ImportReque
         _undo(svc, image_id, req, made)
         _give_up(svc, task_id, image_id, req, "; ".join(failures))
         return
-    if staged is not None and not _activate(svc, image_id, staged, made):
+    if staged is None:
+        data.end_task(svc, task_id, "success", "; ".join(failures), None, None)
+    elif not _activate(svc, image_id, staged, made, task_id, "; ".join(failures)):
         _undo(svc, image_id, req, made)
         data.end_task(
             svc, task_id, "failure", "The image was deleted or changed during the import.", None, None
         )
-        return
-    data.end_task(svc, task_id, "success", "; ".join(failures), None, None)
 
 
-def _activate(svc: ImageService, image_id: str, staged: dict[str, Any], made: list[tuple[str, str]]) -> bool:
-    """A new image becomes active once every store it went to holds the data."""
+def _activate(
+    svc: ImageService, image_id: str, staged: dict[str, Any], made: list[tuple[str, str]], task_id: str, message: str
+) -> bool:
+    """A new image becomes active once every store it went to holds the data; its task succeeds in
+    the same commit, so a client that sees the image active sees the task done."""
     with svc.db.session() as s:
         image = s.get(Image, image_id)
         if image is None or image.status != "importing" or not made:
@@ -454,6 +457,7 @@ def _activate(svc: ImageService, image_id: str, staged: dict[str, Any], made: li
         for store_id, url in made[1:]:
             locations.add(image, store_id, url)
         image.updated_at = utcnow()
+        data.close_task(s, task_id, "success", message)
     return True
 
 

@@ -284,9 +284,8 @@ def _hash_location(svc: ImageService, task_id: str, image_id: str, url: str, vd:
                     setattr(image, key, value)
                 image.status = "active"
                 image.updated_at = utcnow()
-        if done:
-            data.end_task(svc, task_id, "success", "", None, None)
-        else:
+                data.close_task(s, task_id, "success", "")  # one commit: active means the task is done
+        if not done:
             data.end_task(svc, task_id, "failure", "The image was deleted or changed.", None, None)
     except Exception as exc:  # noqa: BLE001 - recorded on the task
         _location_failed(svc, task_id, image_id, f"Location import failed: {exc}")
