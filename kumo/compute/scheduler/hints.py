@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kumo.compute.errors import BadRequest
-from kumo.compute.models import Server
+from kumo.compute.models import Server, ServerGroup
 
 KEYS = ("same_host", "different_host")
 
@@ -51,3 +51,19 @@ def request_fields(session: Any, server: Server) -> dict[str, tuple[str, ...]]:
         ).scalars()
         out[key] = tuple(sorted({h for h in hosts if h})) or (("",) if key == "same_host" else ())
     return out
+
+
+def group_fields(s: Any, server: Server) -> dict[str, Any]:
+    """The server group's part of a scheduling request: its policy, the hosts its other members
+    run on, and ``max_server_per_host``."""
+    fields: dict[str, Any] = {"group_policy": None, "group_hosts": (), "max_server_per_host": None}
+    g = s.get(ServerGroup, server.group_id) if server.group_id else None
+    if g is None:
+        return fields
+    fields["group_policy"] = g.policy
+    fields["max_server_per_host"] = (g.rules or {}).get("max_server_per_host")
+    others = [m for m in (g.members or []) if m != server.id]
+    if others:
+        rows = s.execute(select(Server.host).where(Server.id.in_(others), Server.deleted.is_(False))).scalars()
+        fields["group_hosts"] = tuple(h for h in rows if h)
+    return fields

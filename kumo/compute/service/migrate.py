@@ -26,7 +26,7 @@ from sqlalchemy import select
 from kumo.common.context import RequestContext
 from kumo.compute.errors import BadRequest, Conflict, NotFound
 from kumo.compute.models import ComputeService as ServiceRow
-from kumo.compute.models import Migration, Server, ServerGroup
+from kumo.compute.models import Migration, Server
 from kumo.compute.scheduler import claims, hints
 from kumo.compute.scheduler.filters import Request
 from kumo.compute.service.core import ComputeService, new_uuid, now
@@ -63,32 +63,15 @@ def _state_error(server: Server, name: str) -> Conflict:
 
 
 def _request(s: Any, server: Server, host: str | None) -> Request:
-    group_policy, group_hosts, max_per_host = None, (), None
-    if server.group_id:
-        g = s.get(ServerGroup, server.group_id)
-        if g is not None:
-            group_policy = g.policy
-            max_per_host = (g.rules or {}).get("max_server_per_host")
-            others = [m for m in (g.members or []) if m != server.id]
-            if others:
-                group_hosts = tuple(
-                    h
-                    for h in s.execute(
-                        select(Server.host).where(Server.id.in_(others), Server.deleted.is_(False))
-                    ).scalars()
-                    if h
-                )
     f = server.flavor
     return Request(
         vcpus=f["vcpus"],
         ram_mb=f["ram"],
         disk_gb=f["disk"] + f.get("ephemeral", 0),
         availability_zone=None if host else _zone(server.availability_zone),
-        group_policy=group_policy,
-        group_hosts=group_hosts,
-        max_server_per_host=max_per_host,
         force_host=host,
         ignore_hosts=(server.host,) if server.host else (),
+        **hints.group_fields(s, server),
         **hints.request_fields(s, server),
     )
 

@@ -508,21 +508,6 @@ def schedule_server(
         server = s.get(Server, server_id)
         if server is None or server.deleted:
             raise NotFound(f"Instance {server_id} could not be found.")
-        group_policy, group_hosts, max_per_host = None, (), None
-        if server.group_id:
-            g = s.get(ServerGroup, server.group_id)
-            if g is not None:
-                group_policy = g.policy
-                max_per_host = (g.rules or {}).get("max_server_per_host")
-                others = [m for m in (g.members or []) if m != server.id]
-                if others:
-                    group_hosts = tuple(
-                        h
-                        for h in s.execute(
-                            select(Server.host).where(Server.id.in_(others), Server.deleted.is_(False))
-                        ).scalars()
-                        if h
-                    )
         f = server.flavor
         req = Request(
             vcpus=f["vcpus"],
@@ -530,10 +515,8 @@ def schedule_server(
             disk_gb=f["disk"] + f.get("ephemeral", 0),
             availability_zone=server.availability_zone,
             image_properties=image_props,
-            group_policy=group_policy,
-            group_hosts=group_hosts,
-            max_server_per_host=max_per_host,
             force_host=force_host,
+            **host_hints.group_fields(s, server),
             **host_hints.request_fields(s, server),
         )
         node = schedule(s, req, svc.settings, now())
