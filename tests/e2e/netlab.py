@@ -77,6 +77,7 @@ class Guest:
         return out[3].split("/")[0] if len(out) > 3 else ""
 
     def ping(self, target: str, count: int = 2) -> bool:
+        self.lab.ahead()
         r = sh(["busybox", "ping", "-c", str(count), "-W", "1", target], netns=self.ns, check=False)
         return r.returncode == 0
 
@@ -142,6 +143,21 @@ class Lab:
         self.filters[guest.port_id] = PortFilter(guest.port_id, names.tap(guest.port_id), guest.mac, (guest.ip,),
                                                  rules=tuple(rules))
         self.driver.ensure_firewall(FirewallSpec(ports=tuple(self.filters.values())))
+
+    def ahead(self) -> None:
+        """Keep the lab's FORWARD jump first. A real kumo started on the host during a test puts
+        its own jump at the top, and its chain accepts every ``ktap+``/``kv+`` bridge port, lab
+        ones included, before the lab's security groups are consulted."""
+        if not self.filters:
+            return
+        chain = f"{self.config.chain_prefix}FORWARD"
+        jump = ["-m", "physdev", "--physdev-is-bridged", "-j", chain]
+        for tool in ("iptables", "ip6tables"):
+            first = sh([tool, "-w", "-S", "FORWARD", "1"], check=False).stdout
+            if f"-j {chain}" in first or sh([tool, "-w", "-C", "FORWARD", *jump], check=False).returncode != 0:
+                continue
+            sh([tool, "-w", "-D", "FORWARD", *jump])
+            sh([tool, "-w", "-I", "FORWARD", "1", *jump])
 
     # -- cleanup -----------------------------------------------------------------------------
 
