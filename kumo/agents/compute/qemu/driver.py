@@ -27,6 +27,7 @@ from kumo.agents.compute.errors import PermanentError, TemporaryError
 from kumo.agents.compute.fake import _host_inventory
 from kumo.agents.compute.qemu import accel as accel_mod
 from kumo.agents.compute.qemu import cmdline, disks, qmp
+from kumo.agents.compute.qemu.bridges import BridgeLedger
 from kumo.agents.compute.qemu.cmdline import VmPaths
 from kumo.privileged import ip
 from kumo.privileged import process as proc
@@ -75,8 +76,10 @@ class QemuDriver:
         stop_timeout: float = 30.0,
         inventory: Mapping[str, int] | None = None,
         vnc: bool = True,
+        network_ledger: Path | None = None,
     ) -> None:
         self.root = Path(data_dir)
+        self.bridges = BridgeLedger(self.root / "bridges.json", network_ledger)
         self.instances = self.root / "instances"
         self.images = disks.ImageCache(self.root / "images", fetch)
         self.binary = binary
@@ -184,9 +187,9 @@ class QemuDriver:
         for port in spec.ports:
             bridge = cmdline.bridge_name(port.network_id)
             try:
-                if not ip.link_exists(bridge):
-                    ip.bridge_add(bridge, port.mtu)
-                ip.tap_add(cmdline.tap_name(port.id), bridge, mtu=port.mtu)
+                with self.bridges.lock:
+                    self.bridges.ensure(bridge, port.mtu)
+                    ip.tap_add(cmdline.tap_name(port.id), bridge, mtu=port.mtu)
             except ip.PrivilegedError as exc:
                 if os.geteuid() != 0:
                     raise PermanentError(f"cannot plug port {port.id}: the compute agent needs root for taps") from exc
@@ -266,9 +269,13 @@ class QemuDriver:
         proc.stop(p.pidfile, str(p.dir), timeout=5.0)  # SIGTERM, then SIGKILL: by pid, marker-checked
 
     def _unplug(self, p: VmPaths) -> None:
-        for port_id, _net in self._saved(p, "spec.json").get("ports", []):
+        ports = self._saved(p, "spec.json").get("ports", [])
+        for port_id, _net in ports:
             with contextlib.suppress(ip.PrivilegedError):
                 ip.link_delete(cmdline.tap_name(port_id))
+        with contextlib.suppress(ip.PrivilegedError):
+            for bridge in self.bridges.release({cmdline.bridge_name(net) for _port, net in ports}):
+                log.info("compute: removed bridge %s (made for a guest, now without taps)", bridge)
 
     def ensure_stopped(self, vm_id: str) -> PowerState:
         with self._lock(vm_id):
@@ -365,9 +372,9 @@ class QemuDriver:
             try:
                 info = ip.link_info(tap)
                 if info is not None and info.get("master") != bridge:
-                    if not ip.link_exists(bridge):
-                        ip.bridge_add(bridge)
-                    ip.tap_add(tap, bridge)
+                    with self.bridges.lock:
+                        self.bridges.ensure(bridge)
+                        ip.tap_add(tap, bridge)
                     log.warning("compute: tap %s put back on bridge %s", tap, bridge)
             except ip.PrivilegedError as exc:
                 log.warning("compute: cannot re-plug %s: %s", tap, exc)
@@ -499,5 +506,8 @@ def from_settings(settings: Any, cloud: str = "kumo-admin") -> QemuDriver:
     the data dir's clouds.yaml (a joined node's is ``kumo-node``)."""
     clouds = Path(settings.data_dir) / "clouds.yaml"
     fetch = disks.PasswordFetcher.from_clouds_yaml(clouds, cloud=cloud) if clouds.is_file() else None
+    from kumo.agents.network.config import AgentSettings  # the host's network agent: its ledger of bridges
+
+    agent_state = AgentSettings.from_settings(settings).state
     return QemuDriver(Path(settings.data_dir) / "compute", fetch, accel=settings.compute.accel,
-                      stop_timeout=settings.compute.shutdown_timeout)
+                      stop_timeout=settings.compute.shutdown_timeout, network_ledger=Path(agent_state) / "owned.json")
