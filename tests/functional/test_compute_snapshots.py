@@ -121,6 +121,28 @@ def test_shelve_uploads_the_disk_then_unshelve_brings_the_server_back(demo, serv
     assert image is not None and image["status"] == "active" and image["owner"] == project
     assert image["size"] == len(FAKE_DISK) and image["disk_format"] == "raw"
     assert glance.get(f"/images/{image['id']}/file").content == FAKE_DISK  # the driver's disk, via the agent
+    base = nova.get(f"/servers/{server_id}").json()["server"]["image"]["id"]
     assert nova.post(f"/servers/{server_id}/action", json={"unshelve": None}).status_code == 202
-    _idle(nova, server_id, "ACTIVE")
-    assert glance.get(f"/images/{image['id']}").status_code == 404  # unshelve removes the shelved image
+    body = _idle(nova, server_id, "ACTIVE")
+    # the new disk was made from the snapshot (the disk as it was), which then goes, as in Nova
+    console = nova.post(f"/servers/{server_id}/action", json={"os-getConsoleOutput": {}}).json()["output"]
+    assert f"fake: image {image['id']}" in console, console
+    assert glance.get(f"/images/{image['id']}").status_code == 404
+    assert body["image"]["id"] == base  # the server still names its own image
+
+
+def test_deleting_a_shelved_server_deletes_its_snapshot(demo, server_id: str):
+    nova, glance, _project = demo
+    image_ref = nova.get(f"/servers/{server_id}").json()["server"]["image"]["id"]
+    name = unique("shelf")
+    r = nova.post("/servers", json={"server": {"name": name, "imageRef": image_ref, "flavorRef": "42",
+                                               "networks": "none"}})  # fmt: skip
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    _idle(nova, sid, "ACTIVE")
+    assert nova.post(f"/servers/{sid}/action", json={"shelve": None}).status_code == 202
+    _idle(nova, sid, "SHELVED_OFFLOADED")
+    shelved = glance.get("/images", params={"name": f"{name}-shelved"}).json()["images"]
+    assert len(shelved) == 1
+    assert nova.delete(f"/servers/{sid}").status_code == 204
+    assert glance.get(f"/images/{shelved[0]['id']}").status_code == 404

@@ -371,6 +371,12 @@ class ComputeAgent:
 
     def _apply(self, op: str, spec: VmSpec, pending: Mapping[str, Any]) -> PowerState | None:
         d = self.driver
+        if op == "build" and pending.get("shelved_image_url"):  # unshelved from its <name>-shelved snapshot
+            from kumo.agents.compute import snapshot
+
+            state = d.ensure_running(spec)
+            snapshot.discard_shelved(self.credentials, pending["shelved_image_url"])
+            return state
         if op in ("build", "start", "unpause", "resume", "rescue", "unrescue"):
             return d.ensure_running(spec)
         if op in ("reboot", "reboot_hard"):

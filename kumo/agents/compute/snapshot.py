@@ -95,6 +95,15 @@ def discard_unfinished(creds: Credentials | None, image_url: str) -> None:
             delete_image(creds, image_url)
 
 
+def discard_shelved(creds: Credentials | None, image_url: str) -> None:
+    """The unshelved server runs on a disk made from its ``<name>-shelved`` snapshot: the
+    snapshot goes, as in Nova (already gone: nothing to do)."""
+    if creds is None:
+        return
+    with contextlib.suppress(Exception):
+        delete_image(creds, image_url)
+
+
 def run(driver: Driver, creds: Credentials | None, vm_id: str, pending: Mapping[str, Any],
         work_dir: Path | None = None) -> None:
     """Snapshot ``vm_id`` into the image named by ``pending``; raises PermanentError on failure

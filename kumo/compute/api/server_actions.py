@@ -178,15 +178,12 @@ def _set_system_metadata(call: Call, sid: str, **values: Any) -> None:
 
 async def _unshelve(call: Call, sid: str, args: Any) -> Response:
     service = svc(call)
-    server = await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
+    await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid, True)
     zone, host = unshelve_args.parse(args, mv(call))
     if host is not None:
         await anyio.to_thread.run_sync(service.require_admin, call.ctx, "os_compute_api:os-shelve:unshelve_to_host")
+    # the new disk is made from the <name>-shelved snapshot; the agent deletes it once the guest runs
     await anyio.to_thread.run_sync(actions.unshelve, service, call.ctx, sid, zone, host)
-    image_id = (server.system_metadata or {}).get("shelved_image_id")
-    if image_id:
-        await Peers(call.ctx, service.extras).delete_image(image_id)
-        await anyio.to_thread.run_sync(lambda: _set_system_metadata(call, sid, shelved_image_id=None))
     return _accepted()
 
 

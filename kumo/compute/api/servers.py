@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -250,6 +251,10 @@ async def delete_server(call: Call):
         servers.delete_server, svc(call), call.ctx, call.params["server_id"]
     )
     await _release_ports(call, server)
+    shelved = (server.system_metadata or {}).get("shelved_image_id")
+    if shelved and not server.host:  # an offloaded server's <name>-shelved snapshot goes with it, as in Nova
+        with contextlib.suppress(Exception):
+            await Peers(call.ctx, svc(call).extras).delete_image(shelved)
     service = svc(call)
     volume_flows.spawn(service, volume_flows.release_volumes(service, Volumes(call.ctx, service.extras), server.id))
     return Response(status_code=204)

@@ -121,11 +121,27 @@ def heartbeat(svc: Svc, host: str) -> None:
             other.last_seen = service.last_seen
 
 
-def _spec(svc: Svc, server: Server) -> dict[str, Any]:
-    image_url = None
+def image_api_url(svc: Svc, image_id: str) -> str | None:
     for etype, _n, url in svc.extras.get("endpoints", []):
-        if etype == "image" and server.image_id:
-            image_url = f"{url}/v2/images/{server.image_id}/file"
+        if etype == "image":
+            return f"{url}/v2/images/{image_id}"
+    return None
+
+
+def boot_image_id(server: Server) -> str | None:
+    """The image a server's disk is made from: while it is unshelved, the ``<name>-shelved``
+    snapshot taken when it was offloaded (its disk as it was), else its own image."""
+    shelved = (server.system_metadata or {}).get("shelved_image_id")
+    if shelved and server.image_id and server.vm_state == "shelved_offloaded":
+        return shelved
+    return server.image_id
+
+
+def _spec(svc: Svc, server: Server) -> dict[str, Any]:
+    image_id = boot_image_id(server)
+    image_url = None
+    if image_id and (api := image_api_url(svc, image_id)):
+        image_url = api + "/file"
     f = server.flavor
     return {
         "id": server.id,
@@ -141,7 +157,7 @@ def _spec(svc: Svc, server: Server) -> dict[str, Any]:
             "swap_mb": f.get("swap", 0),
             "extra_specs": f.get("extra_specs", {}),
         },
-        "image": {"id": server.image_id, "url": image_url} if server.image_id else None,
+        "image": {"id": image_id, "url": image_url} if image_id else None,
         "block_devices": server.block_devices or [],
         "ports": [
             {
@@ -286,6 +302,9 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
                 finished(s, server.id, True)
         if op in ("build", "rebuild"):
             server.launched_at = ts
+        if op == "build" and pending.get("shelved_image_url"):
+            server.system_metadata = {k: v for k, v in (server.system_metadata or {}).items()
+                                      if k != "shelved_image_id"}
         server.vm_state = vm_state or server.vm_state
         server.power_state = power
         server.task_state = None

@@ -553,6 +553,11 @@ def start_build(
         server.task_state = "spawning" if not unshelving else "spawning"
         server.op_seq += 1
         server.pending = {"op": "build", "seq": server.op_seq}
+        if unshelving:
+            from kumo.compute.service.agents import boot_image_id, image_api_url
+
+            if (image_id := boot_image_id(server)) and image_id != server.image_id:
+                server.pending["shelved_image_url"] = image_api_url(svc, image_id)
         wait = [p["id"] for p in ports if p.get("wait")] if not unshelving else []
         if wait and svc.settings.vif_plugging_timeout > 0:  # start paused until the network is ready
             server.pending.update(vif_wait=wait, vif_plugged=[], vif_timeout=svc.settings.vif_plugging_timeout,
