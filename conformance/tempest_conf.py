@@ -450,6 +450,16 @@ OBJECT_STORAGE_FEATURE_PROBES: list[Probe] = [
 ]
 
 
+def current_sync_cluster(info: dict) -> tuple[str | None, str | None]:
+    """The realm and cluster that ``/info``'s ``container_sync`` marks ``current`` (this cluster)."""
+    realms = ((info.get("container_sync") or {}).get("realms") or {}) if isinstance(info, dict) else {}
+    for realm, doc in realms.items() if isinstance(realms, dict) else ():
+        for cluster, cdoc in ((doc or {}).get("clusters") or {}).items():
+            if isinstance(cdoc, dict) and cdoc.get("current"):
+                return realm, cluster
+    return None, None
+
+
 def run_probes(cloud: Cloud, probes: list[Probe]) -> dict[str, bool]:
     results = {}
     for probe in probes:
@@ -950,6 +960,11 @@ def generate(
         )
         ofeats = run_probes(cloud, OBJECT_STORAGE_FEATURE_PROBES)
         facts["object_storage_features"] = ofeats
+        realm, cluster = current_sync_cluster(info)
+        if realm and cluster:  # the realm-style container sync test signs for this cluster
+            conf.set("object-storage", "realm_name", realm.lower(), "/info container_sync: the current cluster's realm")
+            conf.set("object-storage", "cluster_name", cluster.lower(), "/info container_sync: the current cluster")
+            conf.set("object-storage", "container_sync_timeout", 120, "the cluster syncs every few seconds")
         for probe in OBJECT_STORAGE_FEATURE_PROBES:
             if probe.option:
                 conf.set(

@@ -356,3 +356,10 @@ def test_harness_settings_and_counts_not_redacted():
     assert cp["identity"]["user_lockout_duration"] == "9"  # the command line wins
     assert cp["auth"]["admin_password"] == "***"
     assert "the harness's kumo is started with this setting" in text
+
+
+def test_current_sync_cluster_from_info():
+    info = {"container_sync": {"realms": {"KUMO": {"clusters": {"OTHER": {}, "LOCAL": {"current": True}}}}}}
+    assert tempest_conf.current_sync_cluster(info) == ("KUMO", "LOCAL")
+    assert tempest_conf.current_sync_cluster({"container_sync": {"realms": {}}}) == (None, None)
+    assert tempest_conf.current_sync_cluster({"swift": {}}) == (None, None)

@@ -151,6 +151,22 @@ class ObjectStoreSettings(BaseModel):
     reclaim_age: float = Field(604800.0, ge=0)  # tombstones older than this are removed
     ring_check_interval: float = Field(5.0, gt=0)  # seconds between looks at the ring file
     run_daemons: bool = True  # all-in-one: run the daemons of in-process nodes
+    # Container sync (X-Container-Sync-To / -Key): seconds between passes of the sync daemon.
+    container_sync_interval: float = Field(10.0, gt=0)
+    # Full-URL sync targets (old style) may only name these hosts; old-style sync requests are
+    # only taken from these addresses. The default allows this host only ("localhost": loopback).
+    container_sync_hosts: list[str] = ["127.0.0.1", "::1", "localhost"]
+    container_sync_allow_full_urls: bool = True  # False: only //realm/cluster/account/container
+    # Realms: Swift's container-sync-realms.conf format ([REALM] key=, key2=, cluster_NAME=URL).
+    container_sync_realms_file: str = ""
+    # This cloud's own realm and cluster (sync between its own containers); "" realm: none.
+    # The realm key is generated in <data_dir>/object-store/container-sync-realm.key when empty
+    # (give every storage node the same key in split deployments); the cluster URL defaults to
+    # <public_url>/object-store/v1/.
+    container_sync_realm: str = "kumo"
+    container_sync_cluster: str = "local"
+    container_sync_realm_key: str = ""
+    container_sync_cluster_url: str = ""
 
 
 class BlockStorageSettings(BaseModel):

@@ -26,6 +26,8 @@ from kumo.object_store.proxy.backend import Backend
 from kumo.object_store.proxy.entry import build_routes
 from kumo.object_store.proxy.pipeline import build_pipeline
 from kumo.object_store.ring import Ring, RingBuilder
+from kumo.object_store.sync_realms import SyncRealms
+from kumo.object_store.sync_realms import load as load_sync_realms
 
 log = logging.getLogger("kumo.object_store")
 
@@ -94,7 +96,7 @@ def make_cluster(root: Path, settings: ObjectStoreSettings) -> Cluster:
 
 @contextlib.asynccontextmanager
 async def run_daemons(
-    root: Path, cluster: Cluster, settings: ObjectStoreSettings
+    root: Path, cluster: Cluster, settings: ObjectStoreSettings, realms: SyncRealms | None = None
 ) -> AsyncIterator[dict[str, NodeDaemons]]:
     """Run the daemons of the in-process nodes, in one process only (a lock file picks it among
     workers); nodes that a new ring adds get theirs when the ring is reloaded."""
@@ -112,7 +114,7 @@ async def run_daemons(
     def start_new() -> None:
         for node in cluster.local_nodes():
             if node not in daemons:
-                d = daemons[node] = NodeDaemons(node, root / node, cluster, settings)
+                d = daemons[node] = NodeDaemons(node, root / node, cluster, settings, realms)
                 d.start()
 
     async def watch() -> None:
@@ -142,13 +144,14 @@ def create_app(runtime: Runtime) -> Any:
     root = store_dir(runtime)
     cluster = make_cluster(root, settings)
     backend = Backend(cluster)
-    pipeline, info = build_pipeline(backend)
+    realms = load_sync_realms(runtime.settings)
+    pipeline, info = build_pipeline(backend, realms)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             ensure_logging(runtime.settings.log_level)
-            async with run_daemons(root, cluster, settings):
+            async with run_daemons(root, cluster, settings, realms):
                 yield
         finally:
             await cluster.aclose()

@@ -241,16 +241,18 @@ def node(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 6200,
 ) -> None:
-    """Serve one storage node (and its replicator, auditor, updater, expirer) in the foreground."""
+    """Serve one storage node (and its replicator, auditor, updater, expirer, container sync) in the
+    foreground."""
     import uvicorn
 
     from kumo.common.config import Settings
     from kumo.object_store.node_server import ensure_logging, storage_node_app
+    from kumo.object_store.sync_realms import load as load_sync_realms
 
     settings = Settings.load(data_dir=data_dir) if data_dir else Settings.load()
     ensure_logging(settings.log_level)
     try:
-        app = storage_node_app(settings.data_dir, name, settings.object_store)
+        app = storage_node_app(settings.data_dir, name, settings.object_store, load_sync_realms(settings))
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
     os.environ.setdefault("KUMO_DATA_DIR", str(settings.data_dir))

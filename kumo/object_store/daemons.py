@@ -15,6 +15,8 @@ node protocol (``/replicate/...``, ``/container/...``) through the cluster's cli
   then sends the container's totals to the account.
 - expirer: deletes this node's copy of objects whose X-Delete-At has passed and removes them
   from the container listing.
+- container-sync (when given the sync realms): sends the objects of containers with
+  X-Container-Sync-To to their target (kumo/object_store/sync_daemon.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from kumo.object_store.node.updates import (
     send_update,
 )
 from kumo.object_store.ring import Device
+from kumo.object_store.sync_daemon import ContainerSyncer
+from kumo.object_store.sync_realms import SyncRealms
 from kumo.object_store.utils import normalize_ts, now_ts, quote_path
 
 log = logging.getLogger("kumo.object_store.daemons")
@@ -71,7 +75,14 @@ class Stats:
 
 
 class NodeDaemons:
-    def __init__(self, node: str, root: Path, cluster: Cluster, settings: ObjectStoreSettings) -> None:
+    def __init__(
+        self,
+        node: str,
+        root: Path,
+        cluster: Cluster,
+        settings: ObjectStoreSettings,
+        realms: SyncRealms | None = None,
+    ) -> None:
         self.node = node
         self.root = root  # the node's devices are its subdirectories
         self.cluster = cluster
@@ -80,6 +91,7 @@ class NodeDaemons:
         self.tasks: list[asyncio.Task[None]] = []
         self.passes: dict[str, int] = {}
         self.last: dict[str, dict[str, int]] = {}
+        self.syncer = ContainerSyncer(node, cluster, realms, self.stop_flag) if realms is not None else None
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -91,6 +103,8 @@ class NodeDaemons:
             ("updater", s.updater_interval, self.update_once),
             ("expirer", s.expirer_interval, self.expire_once),
         ]
+        if self.syncer is not None:
+            loops.append(("container-sync", s.container_sync_interval, self.container_sync_once))
         for name, interval, fn in loops:
             self.tasks.append(asyncio.create_task(self._loop(name, interval, fn), name=f"{self.node}-{name}"))
 
@@ -102,6 +116,8 @@ class NodeDaemons:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self.tasks = []
+        if self.syncer is not None:
+            await self.syncer.aclose()
 
     async def _loop(self, name: str, interval: float, fn: Callable[[], Awaitable[Stats]]) -> None:
         await asyncio.sleep(min(interval, 1.0))
@@ -425,6 +441,19 @@ class NodeDaemons:
         }
         for dev in ring.nodes(part):
             await self._call(dev, "PUT", f"/account/{dev.device}/{part}/{quote_path(a, c)}", headers=headers)
+
+    # ---- container sync ------------------------------------------------------------------------
+
+    async def container_sync_once(self) -> Stats:
+        stats = Stats("container-sync")
+        if self.syncer is None:
+            return stats
+        dbs = []
+        for dev_dir in self.devices():
+            for part, _h, path in await anyio.to_thread.run_sync(_db_files, dev_dir, "container"):
+                dbs.append((dev_dir.name, part, path))
+        await self.syncer.run(dbs, stats)
+        return stats
 
     # ---- expirer -------------------------------------------------------------------------------
 

@@ -18,12 +18,16 @@ from kumo.common.config import ObjectStoreSettings
 from kumo.object_store.cluster import Cluster
 from kumo.object_store.daemons import NodeDaemons
 from kumo.object_store.node.app import create_node_app
+from kumo.object_store.sync_realms import SyncRealms
 
 RING_FILE = "object.ring.gz"
 
 
-def storage_node_app(data_dir: Path, name: str, settings: ObjectStoreSettings) -> Starlette:
-    """The ASGI app of node ``name``; its lifespan runs the node's daemons."""
+def storage_node_app(
+    data_dir: Path, name: str, settings: ObjectStoreSettings, realms: SyncRealms | None = None
+) -> Starlette:
+    """The ASGI app of node ``name``; its lifespan runs the node's daemons (container sync too when
+    given the sync realms)."""
     store = data_dir / "object-store"
     ring_file = store / RING_FILE
     if not ring_file.is_file():
@@ -37,7 +41,7 @@ def storage_node_app(data_dir: Path, name: str, settings: ObjectStoreSettings) -
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        daemons = NodeDaemons(name, root, cluster, settings)
+        daemons = NodeDaemons(name, root, cluster, settings, realms)
         if settings.run_daemons:
             daemons.start()
         try:

@@ -160,8 +160,15 @@ async def _storage_node(settings: Settings, info: NodeInfo) -> AsyncIterator[Non
     import uvicorn
 
     from kumo.object_store.node_server import storage_node_app
+    from kumo.object_store.sync_realms import load as load_sync_realms
 
-    app = storage_node_app(settings.data_dir, info.name, settings.object_store)
+    # container sync needs the realm key the proxy checks: only with one configured here
+    sync = settings.object_store
+    realms = None
+    if sync.container_sync_realm_key or sync.container_sync_realms_file:
+        proxy = info.endpoints.get("object-store", "")
+        realms = load_sync_realms(settings, proxy.split("/v1/", 1)[0] + "/v1/" if "/v1/" in proxy else "")
+    app = storage_node_app(settings.data_dir, info.name, settings.object_store, realms)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                                            lifespan="on"))
     task = asyncio.create_task(server.serve(), name="storage-node")

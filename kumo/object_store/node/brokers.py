@@ -406,6 +406,37 @@ class ContainerBroker(Broker):
                 (after, limit),
             ).fetchall()
 
+    # ---- container sync: this copy's progress, kept in a table replication does not carry ----------
+
+    _SYNC_TABLE = (
+        "CREATE TABLE IF NOT EXISTS container_sync (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " sync_to TEXT NOT NULL, point1 INTEGER NOT NULL, point2 INTEGER NOT NULL)"
+    )
+
+    def sync_points(self, sync_to: str) -> tuple[int, int]:
+        """(point1, point2): the last row this copy synced of its own share, and of every row.
+        Both start over (-1) when the container syncs somewhere else than they were kept for."""
+        with self._tx() as conn:
+            conn.execute(self._SYNC_TABLE)
+            row = conn.execute("SELECT sync_to, point1, point2 FROM container_sync WHERE id = 1").fetchone()
+            if row is None or row[0] != sync_to:
+                conn.execute(
+                    "INSERT OR REPLACE INTO container_sync (id, sync_to, point1, point2) VALUES (1, ?, -1, -1)",
+                    (sync_to,),
+                )
+                return -1, -1
+            return int(row[1]), int(row[2])
+
+    def set_sync_points(self, sync_to: str, point1: int | None = None, point2: int | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(self._SYNC_TABLE)
+            row = conn.execute("SELECT sync_to, point1, point2 FROM container_sync WHERE id = 1").fetchone()
+            p1, p2 = (int(row[1]), int(row[2])) if row is not None and row[0] == sync_to else (-1, -1)
+            conn.execute(
+                "INSERT OR REPLACE INTO container_sync (id, sync_to, point1, point2) VALUES (1, ?, ?, ?)",
+                (sync_to, p1 if point1 is None else point1, p2 if point2 is None else point2),
+            )
+
     @staticmethod
     def _upsert_in(
         conn: sqlite3.Connection, name: str, ts: str, size: int, ctype: str, etag: str, deleted: int

@@ -395,7 +395,7 @@ class Proxy:
                 b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>",
             )
         if method == "DELETE":
-            ts = now_ts()
+            ts = req.environ.get("sync_timestamp") or now_ts()  # container sync keeps the sender's
             resps = await self.backend.all("object", (a, c, o), "DELETE", {"x-timestamp": ts})
             statuses = [r.status for r in resps if r]
             await self.listing_updated(a, c, resps)
@@ -475,7 +475,7 @@ class Proxy:
         fwd = _pass(headers, _OBJ_PASS)
         if chunked:
             fwd.pop("content-length", None)
-        ts = now_ts()
+        ts = req.environ.get("sync_timestamp") or now_ts()  # container sync keeps the sender's
         fwd["x-timestamp"] = ts
         listed_type = ctype + req.environ.get("symlink_ctype_suffix", "")
         if listed_type != ctype:

@@ -130,6 +130,7 @@ def build_routes(pipeline: Handler, info: dict[str, Any]) -> API:
                     "auth_invalid": state.get("auth_invalid", False),
                     "host_url": f"{request.url.scheme}://{request.url.netloc}",
                     "root_path": request.scope.get("root_path", ""),
+                    "raw_path": (request.scope.get("raw_path") or b"").decode("latin-1"),
                 },
             )
             resp = await pipeline(req)

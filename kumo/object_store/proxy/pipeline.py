@@ -8,6 +8,8 @@ from kumo.object_store import constraints as C
 from kumo.object_store.constraints import swift_info
 from kumo.object_store.proxy import bulk, symlink, tempurl, versioning
 from kumo.object_store.proxy.backend import Backend
+from kumo.object_store.proxy.container_sync import container_sync_middleware
+from kumo.object_store.proxy.container_sync import info as container_sync_info
 from kumo.object_store.proxy.copy import copy_middleware
 from kumo.object_store.proxy.core import Proxy
 from kumo.object_store.proxy.dlo import dlo_middleware
@@ -19,10 +21,12 @@ from kumo.object_store.proxy.staticweb import staticweb_middleware
 from kumo.object_store.proxy.symlink import symlink_middleware
 from kumo.object_store.proxy.types import Handler
 from kumo.object_store.proxy.versioning import versioning_middleware
+from kumo.object_store.sync_realms import SyncRealms
 
 
-def build_pipeline(backend: Backend) -> tuple[Handler, dict[str, Any]]:
+def build_pipeline(backend: Backend, realms: SyncRealms | None = None) -> tuple[Handler, dict[str, Any]]:
     proxy = Proxy(backend)
+    realms = realms if realms is not None else SyncRealms()
     info: dict[str, Any] = {"swift": swift_info(), "crossdomain": {}}
     # (name advertised in /info or None, middleware, its /info section)
     stages: list[tuple[str | None, Any, dict[str, Any]]] = [
@@ -30,6 +34,7 @@ def build_pipeline(backend: Backend) -> tuple[Handler, dict[str, Any]]:
         ("bulk_upload", bulk.bulk_middleware, bulk.INFO_UPLOAD),
         ("tempurl", tempurl.tempurl_middleware(backend), tempurl.INFO),
         ("formpost", formpost_middleware(backend), {}),
+        ("container_sync", container_sync_middleware(backend, realms), container_sync_info(realms)),
         (None, keystone_auth, {}),
         ("staticweb", staticweb_middleware(backend), {}),
         ("copy", copy_middleware, {}),
