@@ -202,3 +202,23 @@ def test_anonymous_and_acl(cloud: KumoCloud, http: httpx.Client, store):
     assert httpx.get(f"{url}/{c}/o").content == b"public?"
     assert httpx.get(f"{url}/{c}").text.split() == ["o"]
     assert httpx.put(f"{url}/{c}/x", content=b"no").status_code == 401
+
+
+def test_clients_cannot_send_system_metadata(http: httpx.Client):
+    """Swift's gatekeeper: sysmeta and backend headers from a client are dropped, so nobody fakes
+    a large object's size or an account's quota through them."""
+    c = unique("gate")
+    assert http.put(f"/{c}", headers={"X-Container-Sysmeta-Owner": "mallory"}).status_code == 201
+    r = http.put(f"/{c}/o", content=b"tiny", headers={
+        "X-Object-Sysmeta-Slo-Size": "999999", "X-Object-Sysmeta-Slo-Etag": "feed",
+        "X-Object-Transient-Sysmeta-Crypto-Meta": "x", "X-Backend-Storage-Policy-Index": "7"})
+    assert r.status_code == 201, r.text
+    head = http.head(f"/{c}/o")
+    assert head.status_code == 200 and head.headers["content-length"] == "4"
+    assert not [k for k in head.headers if "sysmeta" in k.lower() or k.lower().startswith("x-backend")]
+    assert http.get(f"/{c}/o").content == b"tiny"  # not treated as a 999999-byte large object
+    assert http.post("/", headers={"X-Account-Sysmeta-Quota-Bytes": "1"}).status_code == 204
+    assert http.put(f"/{c}/p", content=b"more than one byte").status_code == 201  # no quota was set
+    http.delete(f"/{c}/o")
+    http.delete(f"/{c}/p")
+    http.delete(f"/{c}")

@@ -67,8 +67,10 @@ def container_sync_middleware(backend: Backend, realms: SyncRealms) -> Any:
             req.ctx = RequestContext(request_id=req.ctx.request_id)
             req.environ["authorized"] = True
             req.environ[SYNC_TS] = ts
-            # an SLO manifest arrives as stored (it may come before its segments): kept as it is
+            # an SLO manifest arrives as stored (it may come before its segments): kept as it is,
+            # with the object sysmeta the gatekeeper held back (its size and etag)
             req.environ["slo_raw_copy"] = True
+            req.headers.update(req.environ.get("client_object_sysmeta") or {})
 
         async def handle(req: Req) -> Resp:
             if req.obj is None and req.container is not None and req.method in ("PUT", "POST"):

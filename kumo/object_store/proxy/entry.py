@@ -106,6 +106,9 @@ def build_routes(pipeline: Handler, info: dict[str, Any]) -> API:
             if container == "" and obj is not None:
                 raise SwiftError(412, "Bad URL")
             headers = {k.lower(): v for k, v in request.headers.items()}
+            # the gatekeeper: system metadata and backend headers are never a client's to send
+            # (an authenticated container-sync request may restore the object sysmeta it carries)
+            inbound = {k: headers.pop(k) for k in [k for k in headers if k.startswith(_STRIP_PREFIX)]}
             if sum(len(k) + len(v) for k, v in headers.items()) > C.MAX_HEADER_SIZE * 4:
                 raise SwiftError(400, "Request header too large")
             for k, v in list(headers.items()):
@@ -131,6 +134,7 @@ def build_routes(pipeline: Handler, info: dict[str, Any]) -> API:
                     "host_url": f"{request.url.scheme}://{request.url.netloc}",
                     "root_path": request.scope.get("root_path", ""),
                     "raw_path": (request.scope.get("raw_path") or b"").decode("latin-1"),
+                    "client_object_sysmeta": {k: v for k, v in inbound.items() if k.startswith("x-object-sysmeta-")},
                 },
             )
             resp = await pipeline(req)
