@@ -92,6 +92,8 @@ KUMO_ENV = {
     # Store weights (as the tempest-glance-store-weight job), in the order Tempest's other
     # multi-store waiters expect (they compare an image's stores sorted by name).
     "KUMO_IMAGE__STORE_WEIGHTS": '{"file": 100, "swift": 50}',
+    # SPICE displays for spice-direct consoles (2.99) when the harness runs real QEMU guests
+    "KUMO_COMPUTE__SPICE_ENABLED": "true",
     # Tempest's API tests (run_validation = false) never send traffic into guests, so the
     # harness's kumo runs the fake network and compute drivers: hundreds of short-lived
     # networks need no bridges or dnsmasq, and the run leaves nothing on the host.
@@ -118,6 +120,15 @@ KUMO_TEMPEST_SETS = [
     "compute-feature-enabled.volume_backed_live_migration=true",
     "compute-feature-enabled.scheduler_enabled_filters=AvailabilityZoneFilter,ComputeFilter,ImagePropertiesFilter,"
     "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter",
+    # rescue boots the rescue image, also as a stable device (2.87, hw_rescue_device/hw_rescue_bus);
+    # personality files (below 2.57) reach the guest through the metadata service and config drive
+    "compute-feature-enabled.stable_rescue=true",
+    "compute-feature-enabled.personality=true",
+    # spice-direct consoles (2.99): the fake driver offers SPICE, and the harness turns it on for QEMU
+    # (KUMO_COMPUTE__SPICE_ENABLED above: ticketless, on 127.0.0.1 only)
+    "compute-feature-enabled.spice_console=true",
+    # block storage extends in-use volumes (3.42) and compute grows the guest's disk (volume-extended)
+    "volume-feature-enabled.extend_attached_volume=true",
 ]
 STOP_GRACE = 15
 SMOKE_CLEANUP_GRACE = 90  # smoke.sh deletes what it created when it gets SIGTERM

@@ -450,6 +450,17 @@ OBJECT_STORAGE_FEATURE_PROBES: list[Probe] = [
 ]
 
 
+def seed_multiattach_type(cloud: Cloud, volume_base: str, name: str = "multiattach") -> str | None:
+    """A public volume type whose volumes several servers can attach (made once; its name)."""
+    found = cloud.get(volume_base + "/types?is_public=None").json() or {}
+    for vt in found.get("volume_types") or []:
+        if vt.get("name") == name and (vt.get("extra_specs") or {}).get("multiattach") == "<is> True":
+            return name
+    made = http("POST", volume_base + "/types", token=cloud.token, body={"volume_type": {
+        "name": name, "os-volume-type-access:is_public": True, "extra_specs": {"multiattach": "<is> True"}}})
+    return name if made.status in (200, 202) else None
+
+
 def current_sync_cluster(info: dict) -> tuple[str | None, str | None]:
     """The realm and cluster that ``/info``'s ``container_sync`` marks ``current`` (this cluster)."""
     realms = ((info.get("container_sync") or {}).get("realms") or {}) if isinstance(info, dict) else {}
@@ -935,6 +946,13 @@ def generate(
             conf.set("volume-feature-enabled", "multi_backend", len(names) > 1)
         vfeats = run_probes(cloud, VOLUME_FEATURE_PROBES)
         facts["volume_features"] = vfeats
+        if harness_settings is not None and available["nova"]:  # as DevStack's ENABLE_VOLUME_MULTIATTACH
+            mtype = seed_multiattach_type(cloud, base)
+            facts["volume_type_multiattach"] = mtype
+            if mtype:
+                conf.set("volume", "volume_type_multiattach", mtype, "a public volume type with multiattach='<is> True'")
+                conf.set("compute-feature-enabled", "volume_multiattach", True,
+                         "the harness made the multiattach volume type; compute attaches such volumes from 2.60")
         for probe in VOLUME_FEATURE_PROBES:
             if probe.option:
                 conf.set("volume-feature-enabled", probe.option, vfeats[probe.name], f"probe: {probe.what}")

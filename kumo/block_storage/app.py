@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from kumo.block_storage.errors import cinder
 from kumo.block_storage.service import BlockStorageService
 from kumo.common import shared_secret
 from kumo.common.asgi import API, create_service_app
+from kumo.common.compute_events import ComputeEvents, admin_password
 from kumo.common.db import Database
 from kumo.common.service import Runtime
 
@@ -53,17 +55,30 @@ def prepare(runtime: Runtime) -> None:
         svc.db.dispose()
 
 
+class _VolumeEvents(ComputeEvents):
+    label = "block storage"
+    api_version = "2.51"
+
+
 def create_app(runtime: Runtime) -> Any:
     service = build_service(runtime)
     api = API()
     for router in ROUTERS:
         api.routes.extend(router.routes)
+    # volume-extended events to compute (kumo.block_storage.service.compute_events)
+    events = _VolumeEvents(runtime.identity_url, lambda: admin_password(runtime),
+                           identity_transport=runtime.identity_transport)
+    service.extras["compute_events"] = events
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(events.run())
         try:
             yield
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
             service.db.dispose()
 
     inner = create_service_app(

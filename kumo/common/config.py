@@ -129,6 +129,10 @@ class ComputeSettings(BaseModel):
     dhcp_domain: str = "novalocal"  # metadata hostnames are <hostname>.<dhcp_domain> (Nova's [api] dhcp_domain)
     console_token_ttl: int = Field(600, ge=1)  # seconds a remote-console URL stays valid (Nova's [consoleauth] token_ttl)
     novnc_dir: str = "/usr/share/novnc"  # noVNC's web files (Debian package novnc), served under /compute/console/
+    # where spice-direct console URLs (2.99) point: the operator's SPICE proxy, which looks the token up
+    # in os-console-auth-tokens and connects to the VM's SPICE port itself (Nova's [spice] spice_direct_proxy_base_url)
+    spice_direct_proxy_base_url: str = "http://127.0.0.1:13002/nova"
+    spice_enabled: bool = False  # QEMU driver: every VM also gets a ticketless SPICE display on 127.0.0.1 (Nova's [spice] enabled)
     agent_secret: str = ""  # shared secret of the agent API; generated in the data dir when empty
     # Nova's [DEFAULT] vif_plugging_timeout / vif_plugging_is_fatal: a new guest starts paused until
     # the network reports each bound port plugged (network-vif-plugged); 0 = do not wait

@@ -40,11 +40,15 @@ async def compute_agent(runtime: Runtime, service: ServiceSpec, app: Any) -> Asy
         resolvers = runtime.extras.setdefault("console_resolvers", {})
         if hasattr(driver, "console_socket"):
             resolvers[agent.host] = driver.console_socket
+        spice = runtime.extras.setdefault("spice_resolvers", {})  # spice-direct consoles (2.99)
+        if hasattr(driver, "spice_address") and getattr(driver, "spice_consoles", True):
+            spice[agent.host] = driver.spice_address
         try:
             async with running(agent, "compute-agent"), _extra_fake_hosts(runtime, client, agent):
                 yield
         finally:
             resolvers.pop(agent.host, None)
+            spice.pop(agent.host, None)
 
 
 @contextlib.asynccontextmanager
@@ -69,6 +73,9 @@ async def _extra_fake_hosts(runtime: Runtime, client: httpx.AsyncClient, first: 
                                  credentials=first.credentials)  # fmt: skip
             resolvers[name] = driver.console_socket
             stack.callback(resolvers.pop, name, None)
+            spice = runtime.extras.setdefault("spice_resolvers", {})
+            spice[name] = driver.spice_address
+            stack.callback(spice.pop, name, None)
             await stack.enter_async_context(running(agent, f"compute-agent-{name}"))
         yield
 

@@ -72,10 +72,10 @@ def _boot(client: httpx.Client, image_id: str | None, version: str = "2.37", **e
 
 def test_version_document_advertises_the_new_maximum(cloud: KumoCloud, nova: httpx.Client):
     doc = httpx.get(cloud.url + "/compute/v2.1", timeout=10).json()["version"]
-    assert doc["version"] == "2.96"
-    r = nova.get("/flavors", headers=_mv("2.96"))
-    assert r.status_code == 200 and r.headers["OpenStack-API-Version"] == "compute 2.96"
-    assert nova.get("/flavors", headers=_mv("2.97")).status_code == 406
+    assert doc["version"] == "2.100"
+    r = nova.get("/flavors", headers=_mv("2.100"))
+    assert r.status_code == 200 and r.headers["OpenStack-API-Version"] == "compute 2.100"
+    assert nova.get("/flavors", headers=_mv("2.101")).status_code == 406
 
 
 def test_282_accelerator_request_bound_event(nova: httpx.Client, image_id: str):
@@ -247,9 +247,10 @@ def test_287_rescue_and_rebuild_of_a_volume_backed_server(cloud: KumoCloud, nova
         rescue = {"rescue": {"rescue_image_ref": image_id}}
         r = nova.post(f"/servers/{sid}/action", json=rescue, headers=_mv("2.86"))
         assert r.status_code == 400 and "Cannot rescue a volume-backed instance" in r.text
-        # 2.87 lets hosts able to rescue volume-backed servers do it; no kumo driver can (yet)
+        # 2.87 allows it only as a stable device rescue: this image has no hw_rescue_device/_bus
+        # (tests/functional/test_compute_rescue.py rescues one with an image that has them)
         r = nova.post(f"/servers/{sid}/action", json=rescue, headers=_mv("2.87"))
-        assert r.status_code == 400 and "Host unable to rescue a volume-backed instance" in r.text
+        assert r.status_code == 400 and "Cannot rescue a volume-backed instance" in r.text
         assert _wait(nova, sid, "ACTIVE")["status"] == "ACTIVE"
         # rebuild (before 2.93): only with the root volume's own image, and the volume is not reimaged
         other_file = tmp_path / "other.raw"

@@ -188,6 +188,16 @@ class FileBackend:
         else:
             qemu_img("resize", "-q", "-f", "qcow2", str(path), f"{new_size_gb}G")
 
+    def extend_attached_volume(self, volume_id: str, new_size_gb: int) -> None:
+        """Grow an in-use volume (Cinder 3.42). A raw file grows under the guest; a qcow2 file a
+        running QEMU holds locked is grown by the hypervisor instead (the compute host's
+        ``block_resize`` after the ``volume-extended`` event), as for Nova's file-based volumes."""
+        try:
+            self.extend_volume(volume_id, new_size_gb)
+        except PermanentError as exc:
+            if self.fmt != "qcow2" or not ("lock" in str(exc) or "another process" in str(exc)):
+                raise
+
     def delete_volume(self, volume_id: str) -> None:
         self.volume_path(volume_id).unlink(missing_ok=True)
 

@@ -28,6 +28,7 @@ from kumo.agents.compute.driver import (
     ImageRef,
     PortSpec,
     PowerState,
+    RescueSpec,
     VmSpec,
     VolumeSpec,
 )
@@ -94,7 +95,16 @@ def to_spec(doc: Mapping[str, Any]) -> VmSpec:
             )
             for v in doc.get("volumes") or []
         ),
+        rescue=_rescue_spec(doc.get("rescue")),
     )
+
+
+def _rescue_spec(doc: Mapping[str, Any] | None) -> RescueSpec | None:
+    if not doc:
+        return None
+    image = doc["image"]
+    return RescueSpec(image=ImageRef(id=image["id"], url=image.get("url") or ""), stable=bool(doc.get("stable")),
+                      device=doc.get("device") or "disk", bus=doc.get("bus") or "virtio")
 
 
 class ComputeAgent:
@@ -423,6 +433,10 @@ class ComputeAgent:
                         raise PermanentError(f"volume {pending['volume_id']} is not in the server's spec")
                     d.attach_volume(spec.id, volume)
             return power
+        if op == "extend_volume" or op.startswith("volume_snapshot_"):  # kumo.agents.compute.volume_changes
+            from kumo.agents.compute import volume_changes
+
+            return volume_changes.run(d, op, spec, pending)
         if op in migrate.OPS:  # a step of a cold or live migration (kumo.agents.compute.migrate)
             return migrate.run(d, op, spec, pending)
         raise PermanentError(f"unknown operation {op}")

@@ -98,6 +98,19 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RescueSpec:
+    """A rescued VM's rescue disk (``kumo.compute.service.rescue``): the image it is made from and,
+    for a stable device rescue, the kind of device and bus it is attached as. Classic rescue
+    boots it as the first disk with the root disk second (volumes left out); stable rescue keeps
+    every disk in place and adds it last. Either way the guest boots from it."""
+
+    image: ImageRef
+    stable: bool = False
+    device: str = "disk"  # disk | cdrom | floppy
+    bus: str = "virtio"  # virtio | scsi | usb | ide | sata | fdc
+
+
+@dataclass(frozen=True, slots=True)
 class VmSpec:
     id: str  # the server uuid
     name: str
@@ -119,6 +132,8 @@ class VmSpec:
     # a new guest waiting for its network (network-vif-plugged): created with its vCPUs stopped,
     # let run by a later ensure_running of the same spec without it
     start_paused: bool = False
+    # set while the server is rescued: the guest runs on its rescue disk (see RescueSpec)
+    rescue: RescueSpec | None = None
 
 
 class Driver(Protocol):

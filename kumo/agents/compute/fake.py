@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kumo.agents.compute.configdrive import build_config_drive
+from kumo.agents.compute.disk_layout import Disk, layout
 from kumo.agents.compute.driver import ImageRef, PowerState, VmSpec, VolumeSpec
 from kumo.agents.compute.fake_console import FakeConsoles
+from kumo.agents.compute.fake_spice import FakeSpice
+from kumo.agents.compute.fake_volumes import FakeVolumeChanges
 
 
 def _host_inventory(data_dir: Path) -> dict[str, int]:
@@ -25,7 +28,7 @@ def _host_inventory(data_dir: Path) -> dict[str, int]:
     return {"vcpus": vcpus, "memory_mb": int(memory_mb), "local_gb": int(local_gb)}
 
 
-class FakeDriver:
+class FakeDriver(FakeVolumeChanges):
     type = "fake"
 
     def __init__(self, data_dir: Path, inventory: Mapping[str, int] | None = None,
@@ -38,9 +41,11 @@ class FakeDriver:
         self._specs: dict[str, VmSpec] = {}
         self._console: dict[str, list[str]] = {}
         self._volumes: dict[str, dict[str, VolumeSpec]] = {}
+        self._disks: dict[str, list[Disk]] = {}  # the disks each VM was started with, in order
         self._lock = threading.Lock()
         self._data_dir = data_dir
         self._consoles = FakeConsoles()
+        self._spice = FakeSpice()  # spice-direct consoles (2.99)
         self.cached_images: list[str] = []  # image ids pre-cached on request (2.81), in order
 
     def inventory(self) -> Mapping[str, int]:
@@ -69,7 +74,16 @@ class FakeDriver:
                 self._vms[spec.id] = PowerState.PAUSED
                 self._specs[spec.id] = spec
                 return PowerState.PAUSED
+            old = self._specs.get(spec.id)
+            rescue_changed = old is not None and old.rescue != spec.rescue
+            if self._vms.get(spec.id) == PowerState.RUNNING and rescue_changed:
+                self._log(spec.id, "fake: powered off")  # rescue and unrescue restart the guest
+                self._vms[spec.id] = PowerState.SHUTDOWN
             if self._vms.get(spec.id) != PowerState.RUNNING:
+                self._disks[spec.id] = layout(spec)
+                if spec.rescue is not None or rescue_changed:  # which disk boots, and the others
+                    for i, disk in enumerate(self._disks[spec.id]):
+                        self._log(spec.id, f"fake: disk {i}: {disk.describe()}")
                 for line in (
                     "fake: power on",
                     f"fake: {spec.flavor.vcpus} vCPU, {spec.flavor.ram_mb} MB RAM, {spec.flavor.disk_gb} GB disk",
@@ -117,7 +131,9 @@ class FakeDriver:
             self._specs.pop(vm_id, None)
             self._console.pop(vm_id, None)
             self._volumes.pop(vm_id, None)
+            self._disks.pop(vm_id, None)
         self._consoles.stop(vm_id)
+        self._spice.stop(vm_id)
         self.config_drive_path(vm_id).unlink(missing_ok=True)
 
     def reboot(self, spec: VmSpec, hard: bool) -> PowerState:
@@ -160,6 +176,11 @@ class FakeDriver:
             if self._volumes.get(vm_id, {}).pop(volume_id, None) is not None:
                 self._log(vm_id, f"fake: volume {volume_id} detached")
 
+    def disks(self, vm_id: str) -> list[Disk]:
+        """The disks the VM was last started with, in order (the booting one has ``boot``)."""
+        with self._lock:
+            return list(self._disks.get(vm_id, []))
+
     def attached_volumes(self, vm_id: str) -> list[str]:
         with self._lock:
             return sorted(self._volumes.get(vm_id, {}))
@@ -182,6 +203,13 @@ class FakeDriver:
             if spec is None or self._vms.get(vm_id) not in (PowerState.RUNNING, PowerState.PAUSED):
                 return None
         return self._consoles.socket_path(vm_id, kind, spec.hostname)
+
+    def spice_address(self, vm_id: str) -> tuple[str, int] | None:
+        """Where the VM's SPICE server listens for a spice-direct proxy (kumo.agents.compute.fake_spice)."""
+        with self._lock:
+            if vm_id not in self._specs or self._vms.get(vm_id) not in (PowerState.RUNNING, PowerState.PAUSED):
+                return None
+        return self._spice.address(vm_id)
 
 
 def make_driver(name: str, data_dir: Path, plugs_vifs: bool = False):  # type: ignore[no-untyped-def]

@@ -119,12 +119,17 @@ def report(svc: BlockStorageService, body: Any) -> None:
         if row is None or not row.task or row.task.get("seq") != seq:
             return  # stale: the task was settled or replaced meanwhile
         op = row.task["op"]
+        grown = kind == "volume" and op == "extend" and ok and bool(row.task.get("attached"))
         if kind == "volume":
             _volume(s, row, op, ok, fault, result)
         elif kind == "snapshot":
             _snapshot(s, row, op, ok, fault)
         else:
             _backup(s, row, op, ok, fault, result)
+    if grown:  # an in-use volume grew: compute grows the guests' disks (volume-extended)
+        from kumo.block_storage.service.compute_events import volume_extended
+
+        volume_extended(svc, item_id)
     svc.wake_agents()
 
 

@@ -60,6 +60,7 @@ def connection_info(s: Session, v: Volume, connector: dict[str, Any] | None, mod
             info = {"driver_volume_type": "nbd", "serial": v.id,
                     "data": {**keep, "host": endpoint["host"], "port": endpoint["port"], "export": export,
                              "format": "raw"}}
+    info["multiattach"] = bool(v.multiattach)  # as Nova marks it: the hypervisor opens the disk shared
     return info
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kumo.block_storage.errors import BadRequest, NotFound, invalid_status
 from kumo.block_storage.models import Snapshot, Volume, VolumeType
-from kumo.block_storage.service import attachments, encryption, peers, quotas
+from kumo.block_storage.service import attachments, encryption, multiattach, peers, quotas
 from kumo.block_storage.service import types as vtypes
 from kumo.block_storage.service import volumes as vols
 from kumo.block_storage.service.core import BlockStorageService, is_uuid, now
@@ -42,11 +42,10 @@ def _extend(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
     new_size = size_field(args["new_size"], "new_size")
     with svc.db.session() as s:
         v = vols.load(s, svc, ctx, volume_id, lock=True)
-        if v.status == "in-use" and mv.matches("3.42"):
-            # growing a disk under a running guest needs the hypervisor's block_resize (not wired yet)
-            raise BadRequest(f"Invalid volume: Volume {v.id} is attached; extending attached volumes is not "
-                             "supported by this cloud yet. Detach it first.")
-        if v.status != "available":
+        # from 3.42 an attached volume grows too; compute is then told (volume-extended) to grow the
+        # guest's disk (kumo.block_storage.service.compute_events)
+        attached = v.status == "in-use" and mv.matches("3.42")
+        if v.status != "available" and not attached:
             raise invalid_status("volume", v.id, v.status, "extend")
         if new_size <= v.size:
             raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
@@ -56,7 +55,7 @@ def _extend(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
                      volume_size=new_size)
         v.previous_status = v.status
         v.status = "extending"
-        v.task = vols.next_task(svc, s, "extend", new_size=new_size)
+        v.task = vols.next_task(svc, s, "extend", new_size=new_size, **({"attached": True} if attached else {}))
         v.updated_at = now()
     svc.wake_agents()
 
@@ -75,10 +74,12 @@ def _retype(svc: BlockStorageService, ctx: RequestContext, volume_id: str, args:
         if new.id == v.volume_type_id:
             raise BadRequest("Invalid input received: New volume type must be different from the current one.")
         encryption.refuse_encrypted(s, new)
+        shared = multiattach.retype_target(v, new)
         snaps = s.query(Snapshot).filter(Snapshot.volume_id == v.id).count()
         quotas.check(svc, s, v.project_id, volumes=1, gigabytes=v.size, snapshots=0, type_name=new.name)
         del snaps
         v.volume_type_id = new.id
+        v.multiattach = shared
         v.updated_at = now()
 
 

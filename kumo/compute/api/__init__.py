@@ -17,9 +17,11 @@ from kumo.compute.api import (
     server_actions,
     server_groups,
     server_network,
+    server_shares,
     servers,
     versions,
     volume_attachments,
+    volume_changes,
     volumes_proxy,
 )
 
@@ -30,6 +32,7 @@ ROUTERS = [
     servers.api,
     server_actions.api,
     server_network.api,
+    server_shares.api,
     server_groups.api,
     admin.api,
     aggregate_images.api,
@@ -40,6 +43,7 @@ ROUTERS = [
     images.api,
     agent.api,
     volume_attachments.api,
+    volume_changes.api,
     volumes_proxy.api,
     metadata.api,
     migrate.api,

@@ -714,7 +714,7 @@ def external_events(call: Call):
     for name, version in (("volume-extended", "2.51"), ("power-update", "2.76"), ("accelerator-request-bound", "2.82")):
         if mv(call).matches(version):
             names.add(name)
-    out, wake = [], False
+    out, wake, extended = [], False, []
     for e in body["events"]:
         if not isinstance(e, dict) or "name" not in e or "server_uuid" not in e:
             raise BadRequest("Invalid event")
@@ -734,11 +734,16 @@ def external_events(call: Call):
                 server.updated_at = now()
             if found and e["name"] in agents.VIF_EVENTS:  # recorded; a waiting boot may go on
                 wake = agents.vif_event(s, server, e) or wake
+            if found and e["name"] == "volume-extended" and e.get("tag"):  # kumo.compute.api.volume_changes
+                extended.append((server.id, str(e["tag"])))
         out.append(
             {**e, "status": e.get("status", "completed"), "code": 200 if found else 422 if server else 404}
         )
     if wake:
         svc(call).notifier.bump()  # the host's agent lets the waiting guest run
+    from kumo.compute.api.volume_changes import volumes_extended
+
+    volumes_extended(call, extended)  # the guests' disks grow
     if not any(e["code"] == 200 for e in out):
         raise NotFound("No instances found for any event")
     status = 200 if all(e["code"] == 200 for e in out) else 207
@@ -748,6 +753,7 @@ def external_events(call: Call):
 
 
 EXTENSIONS = {
+    "os-assisted-volume-snapshots": "AssistedVolumeSnapshots",
     "os-availability-zone": "AvailabilityZone",
     "os-flavor-access": "FlavorAccess",
     "os-flavor-extra-specs": "FlavorExtraSpecs",

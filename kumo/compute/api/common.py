@@ -13,7 +13,7 @@ from kumo.compute.errors import nova
 from kumo.compute.service import ComputeService
 
 MIN_VERSION = "2.1"
-MAX_VERSION = "2.96"
+MAX_VERSION = "2.100"
 LEGACY_HEADER = "X-OpenStack-Nova-API-Version"
 
 

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kumo.common.asgi import API, Call
 from kumo.compute.api.common import mv, svc
-from kumo.compute.errors import BadRequest, NotFound
+from kumo.compute.errors import BadRequest, Conflict, NotFound
 from kumo.compute.service import consoles
 
 log = logging.getLogger("kumo.compute.consoles")
@@ -57,6 +57,23 @@ def _issue(call: Call, server_id: str, console_type: str) -> str:
     return _url(call, console_type, token)
 
 
+def _issue_spice_direct(call: Call, server_id: str) -> str:
+    """2.99: a token for the VM's SPICE port itself, for the operator's SPICE proxy (which shows the
+    token through os-console-auth-tokens to learn the host and port, and connects there)."""
+    service = svc(call)
+    server = consoles.ready_server(service, call.ctx, server_id)
+    runtime = getattr(call.request.app.state, "runtime", None)
+    resolver = ((runtime.extras.get("spice_resolvers") if runtime is not None else None) or {}).get(server.host)
+    if resolver is None:  # the host's driver offers no SPICE display (or runs in another process)
+        raise BadRequest("Unavailable console type spice-direct.")
+    address = resolver(server.id)
+    if address is None:
+        raise Conflict(f"Instance {server_id} is not ready")
+    token, _server = consoles.create_token(service, call.ctx, server_id, "spice-direct", address)
+    base = service.settings.spice_direct_proxy_base_url
+    return f"{base}{'&' if '?' in base else '?'}token={token}"
+
+
 @api.route("/v2.1/servers/{server_id}/remote-consoles", "POST")
 def create_remote_console(call: Call):
     version = mv(call)
@@ -72,8 +89,12 @@ def create_remote_console(call: Call):
     for key in ("protocol", "type"):
         if not isinstance(rc.get(key), str):
             raise BadRequest(f"'{key}' is a required property")
-    consoles.check_type(rc["protocol"], rc["type"], min_mks=version.matches("2.8"))
-    url = _issue(call, call.params["server_id"], rc["type"])
+    consoles.check_type(rc["protocol"], rc["type"], min_mks=version.matches("2.8"),
+                        min_spice_direct=version.matches("2.99"))  # fmt: skip
+    if rc["type"] == "spice-direct":
+        url = _issue_spice_direct(call, call.params["server_id"])
+    else:
+        url = _issue(call, call.params["server_id"], rc["type"])
     return {"remote_console": {"protocol": rc["protocol"], "type": rc["type"], "url": url}}
 
 
@@ -108,14 +129,15 @@ def show_console_auth_token(call: Call):
     grant = consoles.show_token(service, call.params["token"])
     if not mv(call).matches("2.31") and grant.console_type != "rdp-html5":
         raise BadRequest("The requested console type details are not accessible")
-    return {
-        "console": {
-            "instance_uuid": grant.server_id,
-            "host": grant.host,
-            "port": grant.port,
-            "internal_access_path": grant.internal_access_path,
-        }
+    body = {
+        "instance_uuid": grant.server_id,
+        "host": grant.host,
+        "port": grant.port,
+        "internal_access_path": grant.internal_access_path,
     }
+    if mv(call).matches("2.99"):
+        body["tls_port"] = None  # kumo's consoles have no TLS port
+    return {"console": body}
 
 
 # -- noVNC's files -------------------------------------------------------------------------------

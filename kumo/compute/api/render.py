@@ -7,6 +7,7 @@ from typing import Any
 from kumo.common.asgi import Call
 from kumo.compute.api.common import link, mv, svc
 from kumo.compute.models import Server
+from kumo.compute.service import boot_info
 from kumo.compute.service.core import iso
 from kumo.compute.service.servers import host_id
 from kumo.compute.service.states import status
@@ -137,6 +138,10 @@ def detail(call: Call, server: Server) -> dict[str, Any]:
         body["OS-EXT-SRV-ATTR:hostname"] = server.hostname
     if version.matches("2.96"):  # the zone asked for at create (or unshelve); null when the server floats
         body["pinned_availability_zone"] = server.availability_zone or None
+    if version.matches("2.98") and isinstance(body.get("image"), dict):  # as kept at build / rebuild
+        body["image"]["properties"] = boot_info.saved_image_properties(server.system_metadata)
+    if version.matches("2.100"):  # the create request's hints, {} when none were given
+        body["scheduler_hints"] = boot_info.saved_hints(server.system_metadata)
     if not server.security_groups:
         body.pop("security_groups")
     return body

@@ -9,13 +9,13 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call, json_response
-from kumo.compute.api import consoles, evacuate, migrate
+from kumo.compute.api import consoles, evacuate, migrate, rescue
 from kumo.compute.api.common import mv, next_link, svc
 from kumo.compute.api.render import rebuild_body
 from kumo.compute.clients import Peers
 from kumo.compute.errors import BadRequest, Conflict, NotFound, OverLimit
 from kumo.compute.models import InstanceAction, Server
-from kumo.compute.service import actions, quotas, servers, snapshots
+from kumo.compute.service import actions, boot_info, quotas, servers, snapshots
 from kumo.compute.service import migrate as migrate_service
 from kumo.compute.service import unshelve as unshelve_args
 from kumo.compute.service import validate as v
@@ -126,21 +126,6 @@ def _change_password(call: Call, sid: str, args: Any) -> Response:
     return _accepted()
 
 
-def _rescue(call: Call, sid: str, args: Any) -> Any:
-    if args is not None and not isinstance(args, dict):
-        raise BadRequest("Invalid input for field/attribute rescue.")
-    server = servers.get_server(svc(call), call.ctx, sid, write=True)
-    if not server.image_id:  # volume-backed: 2.87 allows it only on hosts able to rescue one
-        servers.check_lock(svc(call), call.ctx, server)
-        if server.vm_state not in actions.TABLE["rescue"][0] or server.task_state is not None:
-            raise Conflict(f"Cannot 'rescue' instance {sid} while it is in vm_state {server.vm_state}")
-        if not mv(call).matches("2.87"):
-            raise BadRequest("Cannot rescue a volume-backed instance")
-        raise BadRequest("Host unable to rescue a volume-backed instance")  # no kumo driver can
-    actions.start_action(svc(call), call.ctx, sid, "rescue")
-    return {"adminPass": ((args or {}).get("adminPass")) or "kumo-" + sid[:8]}
-
-
 async def _shelve(call: Call, sid: str) -> Response:
     """Snapshot into ``<name>-shelved`` (as Nova does), then offload the server from its host."""
     service = svc(call)
@@ -224,8 +209,6 @@ SYNC_ACTIONS = {
     "restore": _restore,
     "forceDelete": _force_delete,
     "injectNetworkInfo": _inject_network_info,
-    "rescue": _rescue,
-    "unrescue": _simple("unrescue"),
 }
 SYNC_ACTIONS["evacuate"] = evacuate.evacuate
 SYNC_ACTIONS.update(consoles.ACTIONS)  # os-getVNCConsole, os-getSerialConsole, ...
@@ -246,6 +229,11 @@ async def server_action(call: Call):
         return await _create_backup(call, sid, args)
     if name == "shelve":
         return await _shelve(call, sid)
+    if name == "rescue":
+        return await rescue.rescue(call, sid, args)
+    if name == "unrescue":
+        await rescue.unrescue(call, sid)
+        return _accepted()
     if name == "unshelve":
         return await _unshelve(call, sid, args)
     if name in ("addFloatingIp", "removeFloatingIp"):
@@ -289,6 +277,7 @@ async def _rebuild_async(call: Call, sid: str, args: Any) -> Any:
         raise BadRequest(f"Image {parsed['image_ref']} is not active.")
     if (image.get("min_ram") or 0) > server.flavor["ram"]:
         raise BadRequest("Flavor's memory is too small for requested image.")
+    parsed["image_properties"] = boot_info.image_properties(image)
     if not server.image_id:  # volume-backed: from 2.93 the root volume is re-imaged, before only kept
         if version.matches("2.93"):
             parsed["reimage"] = image["id"]

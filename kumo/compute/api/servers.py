@@ -152,7 +152,7 @@ async def create_server(call: Call):
     if req.image_ref:
         servers.check_image(req, await peers.get_image(req.image_ref))
     vc = Volumes(call.ctx, service.extras)
-    await volume_flows.check_bdms(vc, req.block_devices, req.max_count)
+    await volume_flows.check_bdms(vc, req.block_devices, req.max_count, version)
     wanted = await _networks_for(call, peers, req)
     sg_ids = await _security_group_ids(peers, req.security_groups) if wanted else []
     created, reservation = await anyio.to_thread.run_sync(servers.create_servers, service, call.ctx, req)

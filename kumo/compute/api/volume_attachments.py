@@ -6,6 +6,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from kumo.common.asgi import API, Call
+from kumo.compute.api import volume_multiattach, volume_swap
 from kumo.compute.api.common import mv, svc
 from kumo.compute.api.volume_flows import finish_attach, finish_detach, repair, spawn
 from kumo.compute.errors import BadRequest
@@ -52,19 +53,21 @@ def show_volume_attachment(call: Call):
 
 
 @api.route(BASE + "/{volume_id}", "PUT")
-def update_volume_attachment(call: Call):
-    """Swap to another volume (not supported), or from 2.85 change ``delete_on_termination``."""
+async def update_volume_attachment(call: Call):
+    """Swap to another volume (Cinder's callback: see volume_swap), or from 2.85 change
+    ``delete_on_termination`` (then swap if ``volumeId`` differs, as Nova)."""
     service, version = svc(call), mv(call)
     sid, volume_id = call.params["server_id"], call.params["volume_id"]
     data = vols.parse_update(call.body, version)
-    if data["volumeId"] != volume_id or not version.matches("2.85"):
+    only_swap = not version.matches("2.85")
+    if only_swap or data["volumeId"] != volume_id:
         service.require_admin(call.ctx, "os_compute_api:os-volumes-attachments:swap")
-        servers.get_server(service, call.ctx, sid)
-        vols.get_attachment(service, sid, volume_id)
-        from kumo.common.errors import NotImplementedYet
-
-        raise NotImplementedYet("Swapping a server's volume for another is not supported by kumo.")
-    vols.update_attachment(service, call.ctx, sid, volume_id, data)
+        await anyio.to_thread.run_sync(servers.get_server, service, call.ctx, sid)
+        if not only_swap:
+            await anyio.to_thread.run_sync(vols.update_attachment, service, call.ctx, sid, volume_id, data)
+        await volume_swap.swap(Volumes(call.ctx, service.extras), volume_id, data["volumeId"])
+    else:
+        await anyio.to_thread.run_sync(vols.update_attachment, service, call.ctx, sid, volume_id, data)
     return Response(status_code=202)
 
 
@@ -76,7 +79,8 @@ async def attach_volume(call: Call):
     server = await anyio.to_thread.run_sync(vols.server_for_attach, service, ctx, sid, "attach_volume")
     vc = Volumes(ctx, service.extras)
     await repair(service, vc, sid)
-    await vc.get_volume(req["volume_id"])  # 404 for a volume the caller cannot see
+    volume = await vc.get_volume(req["volume_id"])  # 404 for a volume the caller cannot see
+    volume_multiattach.check(volume, version, server.vm_state)
     if any(
         r.volume_id == req["volume_id"]
         for r in await anyio.to_thread.run_sync(vols.list_attachments, service, sid)

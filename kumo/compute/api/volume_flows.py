@@ -18,6 +18,8 @@ from typing import Any
 
 import anyio.to_thread
 
+from kumo.common.microversion import APIVersion
+from kumo.compute.api import volume_multiattach
 from kumo.compute.errors import APIError, BadRequest
 from kumo.compute.models import Server
 from kumo.compute.service import servers
@@ -108,8 +110,11 @@ async def repair(service: ComputeService, vc: Volumes, server_id: str) -> None:
 # -- boot from volume -------------------------------------------------------------------------
 
 
-async def check_bdms(vc: Volumes, bdms: list[dict[str, Any]], count: int = 1) -> None:
-    """Validate volume mappings before the server is recorded (400 as Nova does)."""
+async def check_bdms(
+    vc: Volumes, bdms: list[dict[str, Any]], count: int = 1, version: APIVersion | None = None
+) -> None:
+    """Validate volume mappings before the server is recorded (400 as Nova does); ``version``
+    (the request's microversion) gates multiattach volumes (2.60)."""
     wanted = [b for b in bdms if b["destination_type"] == "volume"]
     if not wanted:
         return
@@ -126,6 +131,8 @@ async def check_bdms(vc: Volumes, bdms: list[dict[str, Any]], count: int = 1) ->
             vol = await vc.get_volume(b["uuid"])
         except APIError:
             raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume {b['uuid']}.") from None
+        if version is not None:
+            volume_multiattach.check(vol, version)
         if vol.get("status") != "available" and not (
             vol.get("multiattach") and vol.get("status") == "in-use"
         ):
@@ -166,7 +173,8 @@ async def prepare_and_build(
             volume_id, made = await _volume_for(vc, server, b, i)
             if made:
                 created.append(volume_id)
-            await vc.wait_for_volume(volume_id, "available")
+            if made or not await volume_multiattach.attached_elsewhere(vc, volume_id):
+                await vc.wait_for_volume(volume_id, "available")
             att = await vc.attachment_create(volume_id, server_id)
             device = b.get("device_name")
             upd = await vc.attachment_update(att["id"], connector(server.host, device))

@@ -257,8 +257,9 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
         "accessIPv6",
         "OS-DCF:diskConfig",
         "preserve_ephemeral",
-        "personality",
     }
+    if not mv.matches("2.57"):
+        allowed.add("personality")
     if mv.matches("2.19"):
         allowed.add("description")
     if mv.matches("2.54"):
@@ -286,6 +287,10 @@ def rebuild_args(svc: ComputeService, ctx: RequestContext, data: Any, mv: Any) -
         out["admin_pass"] = v.string(data["adminPass"], "adminPass", 255)
     if "key_name" in data:
         out["key_name"] = data["key_name"]
+    if "personality" in data:  # kumo.compute.service.personality: replaces the server's files
+        from kumo.compute.service import personality
+
+        out["personality"] = personality.parse(svc, ctx.project_id, data["personality"], mv)
     if "user_data" in data:
         out["user_data"] = data["user_data"]
     if "hostname" in data:
@@ -303,11 +308,24 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
     extra: dict[str, Any] = {"image_id": image_id}
     if args.get("reimage"):  # 2.93: held until the root volume is re-imaged (kumo.compute.service.reimage)
         extra.update(hold=True, reimage={"image_id": args["reimage"]})
-    server = start_action(svc, ctx, server_id, "rebuild", extra)
+    from kumo.compute.service import personality
+
+    # the new files are stored first, so the agent's rebuild already builds the config drive with them
+    get_server(svc, ctx, server_id, write=True)
+    before = personality.replace(svc, server_id, args.get("personality"))
+    try:
+        server = start_action(svc, ctx, server_id, "rebuild", extra)
+    except Exception:
+        personality.replace(svc, server_id, before)
+        raise
     with svc.db.session() as s:
         server = s.get(Server, server_id)
         assert server is not None
         server.image_id = image_id
+        if "image_properties" in args:  # 2.98 shows the new image's properties from now on
+            from kumo.compute.service.boot_info import IMAGE_KEY
+
+            server.system_metadata = {**(server.system_metadata or {}), IMAGE_KEY: args["image_properties"]}
         if "name" in args:
             server.name = args["name"]
         if "metadata" in args:

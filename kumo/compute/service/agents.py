@@ -175,7 +175,19 @@ def _spec(svc: Svc, server: Server) -> dict[str, Any]:
         "public_key": server.key_data,
         # the files of the config drive (kumo.agents.compute.configdrive builds the ISO)
         "config_drive_doc": _config_drive_doc(svc, server) if server.config_drive else None,
+        # the rescue image and where it goes while rescued (kumo.compute.service.rescue)
+        "rescue": _rescue_doc(svc, server),
     }
+
+
+def _rescue_doc(svc: Svc, server: Server) -> dict[str, Any] | None:
+    from kumo.compute.service import rescue
+
+    doc = rescue.current(server)
+    if not doc:
+        return None
+    image_api = next((url for etype, _n, url in svc.extras.get("endpoints", []) if etype == "image"), None)
+    return rescue.spec_doc(doc, image_api)
 
 
 def _config_drive_doc(svc: Svc, server: Server) -> dict[str, Any]:
@@ -235,6 +247,13 @@ def report(svc: Svc, server_id: str, body: Any) -> None:
             return
         op = pending["op"]
         ok = bool(body.get("ok", True))
+        if op in ("extend_volume", "volume_snapshot_create", "volume_snapshot_delete"):  # state unchanged
+            from kumo.compute.service.volume_changes import reported as volume_changed
+
+            if op == "extend_volume":  # its own action (assisted snapshots have none, as in Nova)
+                _finish_event(s, server, op, ok, body.get("fault"), ts)
+            volume_changed(svc, server, pending, ok, body.get("fault"), body.get("power_state"))
+            return
         _finish_event(s, server, op, ok, body.get("fault"), ts)
         if op in MIGRATION_OPS:  # one step of a cold or live migration (kumo.compute.service.migrate)
             from kumo.compute.service.migrate import reported

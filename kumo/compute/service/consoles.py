@@ -24,13 +24,13 @@ from kumo.compute.service.servers import get_server
 # protocol -> the console types Nova accepts with it (2.6+; mks/webmks from 2.8)
 PROTOCOLS = {
     "vnc": ("novnc", "xvpvnc"),
-    "spice": ("spice-html5",),
+    "spice": ("spice-html5", "spice-direct"),  # spice-direct from 2.99
     "rdp": ("rdp-html5",),
     "serial": ("serial",),
     "mks": ("webmks",),
 }
 # the console types kumo serves -> the kind of socket the compute host offers
-SUPPORTED = {"novnc": "vnc", "serial": "serial"}
+SUPPORTED = {"novnc": "vnc", "serial": "serial", "spice-direct": "spice"}
 READY_STATES = ("active", "paused", "rescued")
 
 
@@ -53,25 +53,39 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_type(protocol: str | None, console_type: str | None, min_mks: bool = False) -> None:
+def check_type(
+    protocol: str | None, console_type: str | None, min_mks: bool = False, min_spice_direct: bool = False
+) -> None:
     """400 for a protocol/type pair Nova would not accept, or one kumo does not serve."""
     protocols = {k: v for k, v in PROTOCOLS.items() if k != "mks" or min_mks}
     if protocol is not None and protocol not in protocols:
         raise BadRequest(f"Invalid input for field/attribute protocol. Value: {protocol}.")
-    allowed = [t for p, types in protocols.items() if protocol in (None, p) for t in types]
+    allowed = [t for p, types in protocols.items() if protocol in (None, p) for t in types
+               if t != "spice-direct" or min_spice_direct]  # fmt: skip
     if console_type not in allowed:
         raise BadRequest(f"Invalid console type {console_type}")
     if console_type not in SUPPORTED:
         raise BadRequest(f"Unavailable console type {console_type}.")
 
 
-def create_token(
-    svc: ComputeService, ctx: RequestContext, server_id: str, console_type: str
-) -> tuple[str, Server]:
-    """A new token for ``console_type`` of the server (already validated with check_type)."""
+def ready_server(svc: ComputeService, ctx: RequestContext, server_id: str) -> Server:
+    """The server, when it has a console to offer (409 otherwise)."""
     server = get_server(svc, ctx, server_id)
     if not server.host or server.vm_state not in READY_STATES:
         raise Conflict(f"Instance {server_id} is not ready")
+    return server
+
+
+def create_token(
+    svc: ComputeService,
+    ctx: RequestContext,
+    server_id: str,
+    console_type: str,
+    address: tuple[str, int] | None = None,
+) -> tuple[str, Server]:
+    """A new token for ``console_type`` of the server (already validated with check_type).
+    ``address``: where the console listens on the hypervisor (spice-direct), shown to admins."""
+    server = ready_server(svc, ctx, server_id)
     token = secrets.token_urlsafe(32)
     ts = now()
     with svc.db.session() as s:
@@ -81,8 +95,8 @@ def create_token(
                 token_hash=_hash(token),
                 server_id=server.id,
                 console_type=console_type,
-                host=server.host,
-                port=0,
+                host=address[0] if address else server.host,
+                port=address[1] if address else 0,
                 internal_access_path=None,
                 access_url_base="",
                 created_at=ts,

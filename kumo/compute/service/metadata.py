@@ -126,6 +126,20 @@ class InstanceMetadata:
             return raw.encode()
 
     @property
+    def content(self) -> dict[str, bytes]:
+        """Personality files by content key ("0000", ...): what ``openstack/content/`` serves."""
+        from kumo.compute.service.personality import contents
+
+        return {f"{i:04d}": data for i, (_path, data) in enumerate(contents(self.server.system_metadata))}
+
+    def files(self) -> list[dict[str, str]]:
+        """meta_data.json's ``files``: each personality file's path and where its data is."""
+        from kumo.compute.service.personality import CONTENT_DIR, contents
+
+        return [{"path": path, "content_path": f"/{CONTENT_DIR}/{i:04d}"}
+                for i, (path, _data) in enumerate(contents(self.server.system_metadata))]
+
+    @property
     def password(self) -> str:
         return str((self.server.system_metadata or {}).get("password") or "")
 
@@ -143,6 +157,8 @@ class InstanceMetadata:
         body: dict[str, Any] = {"uuid": s.id}
         if s.metadata_:  # as in Nova: only when the server has metadata
             body["meta"] = {str(k): str(v) for k, v in s.metadata_.items()}
+        if files := self.files():  # personality files (as in Nova: only when there are some)
+            body["files"] = files
         body |= {
             "hostname": self.hostname,
             "name": s.name,
@@ -290,6 +306,11 @@ def openstack(md: InstanceMetadata, path: str) -> Document:
     if not parts:
         return _text([*OPENSTACK_VERSIONS, "latest"])
     version = parts[0]
+    if version == "content":  # /openstack/content/NNNN: a personality file's data (no listing)
+        data = md.content.get(parts[1]) if len(parts) == 2 else None
+        if data is None:
+            raise NotFound("The resource could not be found.")
+        return Document(data, "application/octet-stream")
     if version != "latest" and version not in OPENSTACK_VERSIONS:
         raise NotFound(f"Metadata version {version} is not available.")
     if len(parts) == 1:
@@ -428,6 +449,8 @@ def config_drive_files(md: InstanceMetadata, random_seed: bytes | None = None) -
             files[base + NW_JSON] = json.dumps(md.network_data()).encode()
         if _after(version, NEWTON_TWO):
             files[base + VD2_JSON] = b"{}"
+    for key, data in md.content.items():  # personality files, named in meta_data.json's "files"
+        files[f"openstack/content/{key}"] = data
     ec2_md = json.dumps(_plain(md.ec2_meta_data())).encode()
     for version in ("2009-04-04", "latest"):
         files[f"ec2/{version}/meta-data.json"] = ec2_md

@@ -20,8 +20,8 @@ from kumo.compute.models import Flavor, InstanceAction, Keypair, Server, ServerG
 from kumo.compute.scheduler import hints as host_hints
 from kumo.compute.scheduler import release, schedule
 from kumo.compute.scheduler.filters import Request
+from kumo.compute.service import boot_info, quotas
 from kumo.compute.service import flavors as flavor_svc
-from kumo.compute.service import quotas
 from kumo.compute.service import validate as v
 from kumo.compute.service.core import ComputeService, new_uuid, now
 from kumo.compute.service.states import ACTIVE, BUILDING, ERROR, status
@@ -69,6 +69,8 @@ class CreateRequest:
     force_host: str | None = None
     image: dict[str, Any] | None = None
     host_hints: dict[str, list[str]] = field(default_factory=dict)  # same_host / different_host
+    personality: list[dict[str, str]] = field(default_factory=list)  # injected files (before 2.57)
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)  # as requested (shown from 2.100)
 
 
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")  # 2.90: one DNS label
@@ -173,6 +175,10 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
                 f"User data too large. User data must be no larger than {svc.settings.max_user_data_bytes} bytes once base64 encoded."
             )
         req.user_data = ud
+    if "personality" in data:  # kumo.compute.service.personality
+        from kumo.compute.service import personality
+
+        req.personality = personality.parse(svc, ctx.project_id, data["personality"], mv)
     if "metadata" in data:
         req.metadata = v.metadata(data["metadata"])
         limit = quotas.limit_for(svc, ctx.project_id, "metadata_items")
@@ -253,6 +259,7 @@ def parse_create(svc: ComputeService, ctx: RequestContext, body: Any, mv: Any) -
             raise BadRequest(f"Invalid server group: instance group {group} could not be found.")
         req.group_id = group
     req.host_hints = host_hints.parse(hints)
+    req.scheduler_hints = dict(hints)
     return req
 
 
@@ -469,6 +476,11 @@ def create_servers(svc: ComputeService, ctx: RequestContext, req: CreateRequest)
             )
             if req.host_hints:  # kept for scheduling this server again (migrations)
                 server.system_metadata = {"scheduler_hints": req.host_hints}
+            server.system_metadata = boot_info.with_boot_info(server.system_metadata, req.image, req.scheduler_hints)
+            if req.personality:
+                from kumo.compute.service.personality import stored
+
+                server.system_metadata = stored(server.system_metadata, req.personality)
             s.add(server)
             s.add(new_action(ctx, sid, "create", ts))
             created.append(server)

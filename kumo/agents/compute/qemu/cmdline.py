@@ -11,6 +11,7 @@ from typing import Any
 
 from kumo.agents.compute.driver import PortSpec, VmSpec, VolumeSpec
 from kumo.agents.compute.errors import PermanentError
+from kumo.agents.compute.qemu.rescue import argv as rescue_argv
 
 # Cinder front-end QoS keys -> QEMU throttle-group limits
 QOS_LIMITS = {
@@ -55,6 +56,10 @@ class VmPaths:
         return self.dir / "qemu.log"
 
     @property
+    def rescue_disk(self) -> Path:
+        return self.dir / "disk.rescue.qcow2"
+
+    @property
     def config_drive(self) -> Path:
         return self.dir / "config.iso"
 
@@ -84,6 +89,11 @@ def volume_ids(volume_id: str) -> tuple[str, str]:
     """(block node name, device id) of a volume; node names are limited to 31 characters."""
     compact = volume_id.replace("-", "")
     return f"vol{compact[:26]}", f"vol-{volume_id}"
+
+
+def shared_volume(volume: VolumeSpec) -> bool:
+    """Whether the volume is multiattach (Cinder's flag, carried in its connection_info)."""
+    return bool((volume.connection_info or {}).get("multiattach"))
 
 
 def volume_blockdev(volume: VolumeSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -120,6 +130,11 @@ def volume_blockdev(volume: VolumeSpec) -> tuple[list[dict[str, Any]], dict[str,
 def volume_device(volume: VolumeSpec, boot_index: int | None = None) -> dict[str, Any]:
     node, dev = volume_ids(volume.volume_id)
     args: dict[str, Any] = {"driver": "virtio-blk-pci", "id": dev, "drive": node, "serial": volume.serial[:20]}
+    if shared_volume(volume):
+        # a multiattach volume: the guest lets other writers (other guests, the storage host's NBD
+        # exports) open the disk. QEMU's image lock stays: it turns shared, so an exclusive opener is
+        # still refused, and a qcow2 image (whose metadata one writer owns) still takes one guest only
+        args["share-rw"] = True
     if boot_index is not None:
         args["bootindex"] = boot_index
     return args
@@ -146,8 +161,10 @@ def nic_args(index: int, port: PortSpec) -> list[str]:
 
 def build_argv(spec: VmSpec, paths: VmPaths, *, accel: str = "tcg", binary: str = "qemu-system-x86_64",
                volumes: tuple[VolumeSpec, ...] = (), config_drive: bool = False,
-               vnc: bool = True) -> list[str]:
-    """The full ``qemu-system-x86_64`` command line of a VM (daemonized, QMP, serial log, VNC)."""
+               vnc: bool = True, rescue_disk: Path | None = None,
+               spice: tuple[str, int] | None = None) -> list[str]:
+    """The full ``qemu-system-x86_64`` command line of a VM (daemonized, QMP, serial log, VNC);
+    with ``rescue_disk`` (the overlay of ``spec.rescue``'s image) the rescued layout."""
     f = spec.flavor
     if f.vcpus < 1 or f.ram_mb < 16:
         raise PermanentError(f"flavor {f.name!r} is too small to boot ({f.vcpus} vCPU, {f.ram_mb} MB)")
@@ -174,19 +191,32 @@ def build_argv(spec: VmSpec, paths: VmPaths, *, accel: str = "tcg", binary: str 
         argv += ["-vga", "std", "-vnc", f"unix:{paths.vnc}"]
     else:
         argv += ["-display", "none"]
+    if spice is not None:  # (address, port): a SPICE display for spice-direct consoles, no ticket (2.99)
+        argv += [*([] if vnc else ["-vga", "std"]), "-spice", f"port={spice[1]},addr={spice[0]},disable-ticketing=on"]
+    # rescued (kumo.agents.compute.qemu.rescue): the rescue disk boots, the VM's own boot disk is second
+    rescue = spec.rescue if rescue_disk is not None else None
+    classic = rescue is not None and not rescue.stable
+    boot = 1 if rescue is not None else 0
+    if classic:  # the rescue disk first, the root disk second; volumes stay out
+        assert rescue is not None and rescue_disk is not None
+        argv += rescue_argv(rescue, rescue_disk)
+        volumes = ()
     boot_volume = next((v for v in volumes if v.boot_index == 0), None)
     if boot_volume is None:
         argv += ["-drive", f"file={paths.disk},if=none,id=root,format=qcow2,discard=unmap",
-                 "-device", "virtio-blk-pci,drive=root,id=rootdisk,bootindex=0"]
+                 "-device", f"virtio-blk-pci,drive=root,id=rootdisk,bootindex={boot}"]
     for vol in sorted(volumes, key=lambda v: (v.boot_index is None, v.boot_index or 0, v.volume_id)):
         objects, blockdev = volume_blockdev(vol)
         for obj in objects:
             argv += ["-object", json.dumps(obj, separators=(",", ":"))]
         argv += ["-blockdev", json.dumps(blockdev, separators=(",", ":")),
-                 "-device", _device_arg(volume_device(vol, 0 if vol is boot_volume else None))]
+                 "-device", _device_arg(volume_device(vol, boot if vol is boot_volume else None))]
     if config_drive:
         argv += ["-drive", f"file={paths.config_drive},if=none,id=config,format=raw,readonly=on",
                  "-device", "virtio-blk-pci,drive=config,id=configdrive"]
+    if rescue is not None and not classic:  # stable device rescue: every disk in place, the rescue one last
+        assert rescue_disk is not None
+        argv += rescue_argv(rescue, rescue_disk)
     for i, port in enumerate(spec.ports):
         argv += nic_args(i, port)
     return argv

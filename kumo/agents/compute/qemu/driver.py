@@ -29,6 +29,7 @@ from kumo.agents.compute.qemu import accel as accel_mod
 from kumo.agents.compute.qemu import cmdline, disks, qmp
 from kumo.agents.compute.qemu.bridges import BridgeLedger
 from kumo.agents.compute.qemu.cmdline import VmPaths
+from kumo.agents.compute.qemu.volume_changes import VolumeChanges
 from kumo.privileged import ip
 from kumo.privileged import process as proc
 
@@ -62,7 +63,19 @@ def _valid_id(vm_id: str) -> str:
     return vm_id
 
 
-class QemuDriver:
+SPICE_ADDRESS = "127.0.0.1"  # where VM SPICE displays listen: a spice-direct proxy on this host reaches them
+
+
+def _free_port(address: str) -> int:
+    """A TCP port free on ``address`` now (QEMU binds it a moment later; a clash fails the start)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+class QemuDriver(VolumeChanges):
     type = "QEMU"
     plugs_vifs = True  # a new guest waits (paused) for network-vif-plugged of its bound ports
 
@@ -77,6 +90,7 @@ class QemuDriver:
         inventory: Mapping[str, int] | None = None,
         vnc: bool = True,
         network_ledger: Path | None = None,
+        spice: bool = False,
     ) -> None:
         self.root = Path(data_dir)
         self.bridges = BridgeLedger(self.root / "bridges.json", network_ledger)
@@ -87,6 +101,7 @@ class QemuDriver:
         self._accel: str | None = None
         self.stop_timeout = stop_timeout
         self.vnc = vnc
+        self.spice_consoles = spice  # each VM also gets a SPICE display on 127.0.0.1 (spice-direct, 2.99)
         self._inventory = dict(inventory) if inventory else _host_inventory(self.root)
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
@@ -172,8 +187,12 @@ class QemuDriver:
 
     def _machine(self, spec: VmSpec) -> dict[str, Any]:
         """What a restart would change: CPUs, RAM, disk size, NICs, boot-time volumes."""
-        return {"vcpus": spec.flavor.vcpus, "ram_mb": spec.flavor.ram_mb, "disk_gb": spec.flavor.disk_gb,
-                "ports": [[port.id, port.mac_address] for port in spec.ports]}
+        machine = {"vcpus": spec.flavor.vcpus, "ram_mb": spec.flavor.ram_mb, "disk_gb": spec.flavor.disk_gb,
+                   "ports": [[port.id, port.mac_address] for port in spec.ports]}
+        if spec.rescue is not None:  # rescue and unrescue restart the guest on another boot disk
+            r = spec.rescue
+            machine["rescue"] = [r.image.id, r.stable, r.device, r.bus]
+        return machine
 
     def _start(self, spec: VmSpec, p: VmPaths) -> None:
         p.dir.mkdir(parents=True, exist_ok=True)
@@ -194,8 +213,12 @@ class QemuDriver:
                 if os.geteuid() != 0:
                     raise PermanentError(f"cannot plug port {port.id}: the compute agent needs root for taps") from exc
                 raise TemporaryError(f"cannot plug port {port.id}: {exc}", delay=3.0) from exc
-        argv = cmdline.build_argv(spec, p, accel=self.accel, binary=self.binary, volumes=spec.volumes,
-                                  config_drive=config_drive, vnc=self.vnc)
+        rescue_disk = self._rescue_disk(spec, p)
+        spice = (SPICE_ADDRESS, _free_port(SPICE_ADDRESS)) if self.spice_consoles else None
+        (p.dir / "spice.json").unlink(missing_ok=True)
+        argv = cmdline.build_argv(spec, p, accel=self.accel, binary=self.binary,
+                                  volumes=self.with_active_files(spec.id, spec.volumes),
+                                  config_drive=config_drive, vnc=self.vnc, rescue_disk=rescue_disk, spice=spice)
         for sock in (p.qmp, p.serial, p.vnc):
             sock.unlink(missing_ok=True)
         self._save(p, "spec.json", {"ports": [[port.id, port.network_id] for port in spec.ports]})
@@ -212,6 +235,8 @@ class QemuDriver:
             raise PermanentError(f"QEMU failed to start: {err or f'exit status {res.returncode}'}")
         (p.dir / "suspended").unlink(missing_ok=True)
         self._save(p, "running.json", self._machine(spec))
+        if spice is not None:
+            self._save(p, "spice.json", list(spice))
         log.info("compute: started %s (pid %s, %s)", spec.id, self._pid(p), self.accel)
 
     def _ensure_disk(self, spec: VmSpec, p: VmPaths) -> None:
@@ -226,6 +251,19 @@ class QemuDriver:
         base, fmt = self.images.ensure(spec.image)
         size = max(want, self.images.virtual_size(spec.image.id))
         disks.create_overlay(p.disk, base, fmt, size)
+
+    def _rescue_disk(self, spec: VmSpec, p: VmPaths) -> Path | None:
+        """The rescue disk of a rescued VM: a fresh overlay of the rescue image (the guest restarts
+        on it at each rescue). Not rescued: the last rescue's disk is thrown away."""
+        if spec.rescue is None:
+            p.rescue_disk.unlink(missing_ok=True)
+            return None
+        if (self._saved(p, "running.json").get("rescue") != self._machine(spec).get("rescue")
+                or not p.rescue_disk.is_file()):
+            p.rescue_disk.unlink(missing_ok=True)
+            base, fmt = self.images.ensure(spec.rescue.image)
+            disks.create_overlay(p.rescue_disk, base, fmt, self.images.virtual_size(spec.rescue.image.id))
+        return p.rescue_disk
 
     def _config_drive(self, spec: VmSpec, p: VmPaths) -> bool:
         doc = getattr(spec, "config_drive_doc", None)
@@ -406,6 +444,15 @@ class QemuDriver:
             lines = lines[-length:] if length > 0 else []
         return "\n".join(lines) + ("\n" if lines else "")
 
+    def spice_address(self, vm_id: str) -> tuple[str, int] | None:
+        """(address, port) of the running VM's SPICE display (spice-direct consoles), else None."""
+        p = self.paths(vm_id)
+        saved = p.dir / "spice.json"
+        if not self.spice_consoles or self._pid(p) is None or not saved.is_file():
+            return None
+        host, port = json.loads(saved.read_text())
+        return str(host), int(port)
+
     def console_socket(self, vm_id: str, kind: str) -> str | None:
         """The unix socket of the VM's ``vnc`` display or ``serial`` console (None if it does not run)."""
         p = self.paths(vm_id)
@@ -422,7 +469,7 @@ class QemuDriver:
             if self._pid(p) is None:
                 return  # a stopped VM gets spec.volumes when it starts
             node, dev = cmdline.volume_ids(volume.volume_id)
-            objects, blockdev = cmdline.volume_blockdev(volume)
+            objects, blockdev = cmdline.volume_blockdev(self.with_active_files(vm_id, (volume,))[0])
             try:
                 with qmp.QmpClient(p.qmp, timeout=15.0) as q:
                     if any(d.get("name") == dev for d in q.execute("qom-list", {"path": "/machine/peripheral"})):
@@ -452,6 +499,7 @@ class QemuDriver:
                         if q.wait_event("DEVICE_DELETED", lambda e: e.get("data", {}).get("device") == dev,
                                         timeout=60.0) is None:
                             raise TemporaryError(f"the guest has not released volume {volume_id} yet", delay=2.0)
+                    self.release_overlays(q, vm_id, volume_id)  # assisted snapshots' overlays over the node
                     nodes = {n.get("node-name") for n in q.execute("query-named-block-nodes")}
                     if node in nodes:  # its inline children (format, throttle's file) go with it
                         q.execute("blockdev-del", {"node-name": node})
@@ -510,4 +558,5 @@ def from_settings(settings: Any, cloud: str = "kumo-admin") -> QemuDriver:
 
     agent_state = AgentSettings.from_settings(settings).state
     return QemuDriver(Path(settings.data_dir) / "compute", fetch, accel=settings.compute.accel,
-                      stop_timeout=settings.compute.shutdown_timeout, network_ledger=Path(agent_state) / "owned.json")
+                      stop_timeout=settings.compute.shutdown_timeout, network_ledger=Path(agent_state) / "owned.json",
+                      spice=settings.compute.spice_enabled)
