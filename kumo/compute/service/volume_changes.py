@@ -26,7 +26,8 @@ from kumo.compute.service.servers import new_action
 from kumo.compute.service.states import SHELVED_OFFLOADED
 
 OPS = ("extend_volume", "volume_snapshot_create", "volume_snapshot_delete")
-RESULTS_KEPT = 200
+RESULTS_KEY = "volume_change_results"
+RESULTS_KEPT = 8  # per server: the outcomes of its last volume changes (system_metadata)
 
 
 def _string(obj: Mapping[str, Any], key: str, where: str) -> str:
@@ -120,10 +121,13 @@ def start(svc: ComputeService, ctx: RequestContext, volume_id: str, op: str, arg
 def reported(svc: ComputeService, server: Server, pending: Mapping[str, Any], ok: bool, fault: Any,
              power_state: Any) -> None:
     """The agent reported one of :data:`OPS` (in the report's session)."""
-    results: dict[tuple[str, int], tuple[bool, str]] = svc.extras.setdefault("volume_change_results", {})
-    results[(server.id, int(pending["seq"]))] = (ok, "" if ok else str(fault or "the driver failed"))
+    # kept with the server (not in this process): any API worker answers the request that waits for it
+    meta = dict(server.system_metadata or {})
+    results = dict(meta.get(RESULTS_KEY) or {})
+    results[str(int(pending["seq"]))] = [ok, "" if ok else str(fault or "the driver failed")]
     while len(results) > RESULTS_KEPT:
-        results.pop(next(iter(results)))
+        results.pop(min(results, key=int))
+    server.system_metadata = {**meta, RESULTS_KEY: results}
     server.pending = None
     server.task_state = None
     if power_state is not None:
@@ -136,7 +140,7 @@ def outcome(svc: ComputeService, server_id: str, seq: int) -> tuple[bool, str] |
     with svc.db.reader() as s:
         server = s.get(Server, server_id)
         busy = server is not None and not server.deleted and (server.pending or {}).get("seq") == seq
+        found = ((server.system_metadata or {}).get(RESULTS_KEY) or {}).get(str(seq)) if server else None
     if busy:
         return None
-    found = svc.extras.get("volume_change_results", {}).get((server_id, seq))
-    return found if found is not None else (False, "the server was deleted or the operation replaced")
+    return (bool(found[0]), str(found[1])) if found else (False, "the server was deleted or the operation replaced")
