@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -79,7 +80,10 @@ def start_action(
     action: str,
     extra: dict[str, Any] | None = None,
     api_name: str | None = None,
+    apply: Callable[[Any, Server], None] | None = None,
 ) -> Server:
+    """Queue ``action`` for the server's agent. ``apply(session, server)`` changes the server in the
+    same transaction, before the agent is woken (it must see the new image, name, user data...)."""
     allowed, task, op, action_name = TABLE[action]
     server = get_server(svc, ctx, server_id, write=True)
     check_lock(svc, ctx, server)
@@ -95,6 +99,8 @@ def start_action(
         server.op_seq += 1
         server.pending = {"op": op, "seq": server.op_seq, "from": server.vm_state, **(extra or {})}
         server.updated_at = now()
+        if apply is not None:
+            apply(s, server)
         s.add(new_action(ctx, server_id, action_name))
     svc.notifier.bump()
     return server
@@ -314,47 +320,48 @@ def apply_rebuild(svc: ComputeService, ctx: RequestContext, server_id: str, args
     get_server(svc, ctx, server_id, write=True)
     before = personality.replace(svc, server_id, args.get("personality"))
     try:
-        server = start_action(svc, ctx, server_id, "rebuild", extra)
+        return start_action(svc, ctx, server_id, "rebuild", extra,
+                            apply=lambda s, server: _rebuilt(s, ctx, server, image_id, args))
     except Exception:
         personality.replace(svc, server_id, before)
         raise
-    with svc.db.session() as s:
-        server = s.get(Server, server_id)
-        assert server is not None
-        server.image_id = image_id
-        if "image_properties" in args:  # 2.98 shows the new image's properties from now on
-            from kumo.compute.service.boot_info import IMAGE_KEY
 
-            server.system_metadata = {**(server.system_metadata or {}), IMAGE_KEY: args["image_properties"]}
-        if "name" in args:
-            server.name = args["name"]
-        if "metadata" in args:
-            server.metadata_ = args["metadata"]
-        if "disk_config" in args:
-            server.disk_config = args["disk_config"]
-        if "description" in args:
-            server.description = args["description"]
-        if "user_data" in args:
-            server.user_data = args["user_data"]
-        if "hostname" in args:
-            server.hostname = args["hostname"]
-        if "accessIPv4" in args:
-            server.access_ipv4 = args["accessIPv4"] or ""
-        if "accessIPv6" in args:
-            server.access_ipv6 = args["accessIPv6"] or ""
-        if "key_name" in args:
-            if args["key_name"] is None:
-                server.key_name, server.key_data = None, None
-            else:
-                from kumo.compute.models import Keypair
 
-                kp = s.execute(
-                    select(Keypair).where(Keypair.user_id == ctx.user_id, Keypair.name == args["key_name"])
-                ).scalar_one_or_none()
-                if kp is None:
-                    raise BadRequest("Invalid key_name provided.")
-                server.key_name, server.key_data = kp.name, kp.public_key
-    return server
+def _rebuilt(s: Any, ctx: RequestContext, server: Server, image_id: str | None, args: dict[str, Any]) -> None:
+    """What a rebuild changes on the server (in the transaction that queues it)."""
+    server.image_id = image_id
+    if "image_properties" in args:  # 2.98 shows the new image's properties from now on
+        from kumo.compute.service.boot_info import IMAGE_KEY
+
+        server.system_metadata = {**(server.system_metadata or {}), IMAGE_KEY: args["image_properties"]}
+    if "name" in args:
+        server.name = args["name"]
+    if "metadata" in args:
+        server.metadata_ = args["metadata"]
+    if "disk_config" in args:
+        server.disk_config = args["disk_config"]
+    if "description" in args:
+        server.description = args["description"]
+    if "user_data" in args:
+        server.user_data = args["user_data"]
+    if "hostname" in args:
+        server.hostname = args["hostname"]
+    if "accessIPv4" in args:
+        server.access_ipv4 = args["accessIPv4"] or ""
+    if "accessIPv6" in args:
+        server.access_ipv6 = args["accessIPv6"] or ""
+    if "key_name" in args:
+        if args["key_name"] is None:
+            server.key_name, server.key_data = None, None
+        else:
+            from kumo.compute.models import Keypair
+
+            kp = s.execute(
+                select(Keypair).where(Keypair.user_id == ctx.user_id, Keypair.name == args["key_name"])
+            ).scalar_one_or_none()
+            if kp is None:
+                raise BadRequest("Invalid key_name provided.")
+            server.key_name, server.key_data = kp.name, kp.public_key
 
 
 def flavor_exists(svc: ComputeService, fid: str) -> bool:
