@@ -7,26 +7,16 @@ to the guest's console, which the tests read through the API."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests.compute_helpers import until
 from tests.support import KumoCloud, unique
 
 GiB = 1024**3
 MV = {"OpenStack-API-Version": "compute 2.79"}
-
-
-def _until(what: str, fn, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +42,7 @@ def _volume(cinder: httpx.Client, vid: str, status: str) -> dict:
         assert not v["status"].startswith("error"), v
         return v if v["status"] == status else None
 
-    return _until(f"volume {vid} {status}", check)
+    return until(f"volume {vid} {status}", check)
 
 
 def _console(nova: httpx.Client, sid: str) -> str:
@@ -83,7 +73,7 @@ def attached(nova: httpx.Client, cinder: httpx.Client, image_id: str) -> Iterato
                                                   "imageRef": image_id}})
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
-    _until("server ACTIVE", lambda: nova.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE")
+    until("server ACTIVE", lambda: nova.get(f"/servers/{sid}").json()["server"]["status"] == "ACTIVE")
     r = nova.post(f"/servers/{sid}/os-volume_attachments", json={"volumeAttachment": {"volumeId": vid}})
     assert r.status_code == 200, r.text
     _volume(cinder, vid, "in-use")
@@ -95,7 +85,7 @@ def attached(nova: httpx.Client, cinder: httpx.Client, image_id: str) -> Iterato
 
 
 def _idle(nova: httpx.Client, sid: str) -> None:
-    _until("no task", lambda: nova.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is None)
+    until("no task", lambda: nova.get(f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is None)
 
 
 def test_extending_an_attached_volume_grows_the_guest_disk(nova: httpx.Client, cinder: httpx.Client,
@@ -120,7 +110,7 @@ def test_extending_an_attached_volume_grows_the_guest_disk(nova: httpx.Client, c
         events = nova.get(f"/servers/{sid}/os-instance-actions/{act['request_id']}").json()["instanceAction"]["events"]
         return next((e for e in events if e["event"] == "compute_extend_volume" and e["finish_time"]), None)
 
-    event = _until("compute_extend_volume", finished)
+    event = until("compute_extend_volume", finished)
     assert event["result"] == "Success", event
     # ... and the guest's disk follows (the fake driver says so on the console)
     assert f"fake: volume {vid} grown to {2 * GiB} bytes" in _console(nova, sid)
@@ -144,7 +134,7 @@ def test_assisted_snapshots_build_and_merge_the_overlay_chain(nova: httpx.Client
     r = cinder.post("/snapshots", json={"snapshot": {"volume_id": vid, "name": unique("snap"), "force": True}})
     assert r.status_code == 202, r.text
     snap = r.json()["snapshot"]["id"]
-    _until("snapshot available", lambda: cinder.get(f"/snapshots/{snap}").json()["snapshot"]["status"] == "available")
+    until("snapshot available", lambda: cinder.get(f"/snapshots/{snap}").json()["snapshot"]["status"] == "available")
     base = f"volume-{vid}"
     body = {"snapshot": {"volume_id": vid, "create_info": {"snapshot_id": snap, "type": "qcow2",
                                                            "new_file": f"{base}.{snap}", "id": snap}}}
@@ -174,7 +164,7 @@ def test_assisted_snapshots_build_and_merge_the_overlay_chain(nova: httpx.Client
     cinder.post(f"/snapshots/{snap}/action", json={"os-reset_status": {"status": "available"}})
     r = nova.delete(f"/os-assisted-volume-snapshots/{snap}", params={"delete_info": json.dumps({"volume_id": vid})})
     assert r.status_code == 204, r.text
-    _until("snapshot reported error_deleting", lambda: status()[0] == "error_deleting")
+    until("snapshot reported error_deleting", lambda: status()[0] == "error_deleting")
     _idle(nova, sid)
     # back to back, as Tempest does: the second waits for the first on the host, both are accepted
     cinder.post(f"/snapshots/{snap}/action", json={"os-reset_status": {"status": "available"}})
@@ -183,7 +173,7 @@ def test_assisted_snapshots_build_and_merge_the_overlay_chain(nova: httpx.Client
     info = {"volume_id": vid, "type": "qcow2", "merge_target_file": None, "file_to_merge": None}
     r = nova.delete(f"/os-assisted-volume-snapshots/{snap}", params={"delete_info": json.dumps(info)})
     assert r.status_code == 204, r.text
-    _until("both done", lambda: f"fake: volume {vid} chain {base}.again" in _console(nova, sid))
+    until("both done", lambda: f"fake: volume {vid} chain {base}.again" in _console(nova, sid))
     _idle(nova, sid)
     cinder.post(f"/snapshots/{snap}/action", json={"os-reset_status": {"status": "available"}})
     assert cinder.delete(f"/snapshots/{snap}").status_code == 202
