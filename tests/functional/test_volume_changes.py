@@ -78,7 +78,8 @@ def attached(nova: httpx.Client, cinder: httpx.Client, image_id: str) -> Iterato
     assert r.status_code == 200, r.text
     _volume(cinder, vid, "in-use")
     yield sid, vid
-    nova.delete(f"/servers/{sid}/os-volume_attachments/{vid}")
+    r = nova.delete(f"/servers/{sid}/os-volume_attachments/{vid}")  # waits for volume work still in flight
+    assert r.status_code == 202, r.text
     _volume(cinder, vid, "available")
     nova.delete(f"/servers/{sid}")
     cinder.delete(f"/volumes/{vid}")

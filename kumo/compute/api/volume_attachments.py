@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import anyio.to_thread
 from starlette.responses import Response
 
@@ -16,6 +19,19 @@ from kumo.compute.volume_client import Volumes, connector
 
 api = API()
 BASE = "/v2.1/servers/{server_id}/os-volume_attachments"
+# Volume work the server's agent does without a task state (Nova runs it under the instance lock,
+# one after another): an attach or detach that finds one in flight waits for it instead of a 409.
+VOLUME_OPS = ("attach_volume", "detach_volume", "extend_volume", "volume_snapshot_create", "volume_snapshot_delete")
+QUEUE_WAIT = 30.0
+
+
+async def after_volume_work(call: Call, sid: str) -> None:
+    deadline = time.monotonic() + QUEUE_WAIT
+    while time.monotonic() < deadline:
+        server = await anyio.to_thread.run_sync(servers.get_server, svc(call), call.ctx, sid)
+        if server.task_state is not None or (server.pending or {}).get("op") not in VOLUME_OPS:
+            return
+        await anyio.sleep(0.2)
 
 
 def _int(call: Call, name: str) -> int | None:
@@ -76,6 +92,7 @@ async def attach_volume(call: Call):
     service, ctx, version = svc(call), call.ctx, mv(call)
     sid = call.params["server_id"]
     req = vols.parse_attach(call.body, version)
+    await after_volume_work(call, sid)
     server = await anyio.to_thread.run_sync(vols.server_for_attach, service, ctx, sid, "attach_volume")
     vc = Volumes(ctx, service.extras)
     await repair(service, vc, sid)
@@ -114,6 +131,7 @@ async def detach_volume(call: Call):
     sid, volume_id = call.params["server_id"], call.params["volume_id"]
     vc = Volumes(ctx, service.extras)
     await anyio.to_thread.run_sync(servers.get_server, service, ctx, sid, True)
+    await after_volume_work(call, sid)
     await repair(service, vc, sid)
     row = await anyio.to_thread.run_sync(vols.check_detach, service, ctx, sid, volume_id)
     await vc.action(volume_id, "os-begin_detaching")
