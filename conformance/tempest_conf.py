@@ -629,24 +629,42 @@ def vnc_console_probe(cloud: Cloud, compute_url: str, image_id: str, flavor_id: 
         http("DELETE", f"{compute_url}/servers/{sid}", token=cloud.token)
 
 
+def _image_data(cloud: Cloud, image_url: str, image_id: str) -> tuple[bytes, str] | None:
+    """An active image's bytes and disk format (None when it has none yet)."""
+    doc = cloud.get(f"{image_url}/v2/images/{image_id}").json() or {}
+    if doc.get("status") != "active":
+        return None
+    data = http("GET", f"{image_url}/v2/images/{image_id}/file", token=cloud.token, timeout=120,
+                headers={"Accept": "application/octet-stream"})
+    return (data.body, doc.get("disk_format") or "raw") if data.status == 200 and data.body else None
+
+
 def seed_test_images(cloud: Cloud, image_url: str) -> list[str]:
     """Upload ``kumo-tiny`` and ``kumo-tiny-alt`` (public, raw) when the cloud lacks them.
 
-    As DevStack uploads CirrOS for Tempest. Until kumo builds its own bootable tiny image, these
-    are 1 MiB raw disks of zeros: enough for the fake virt driver the harness's kumo runs.
+    As DevStack uploads CirrOS for Tempest. With the fake virt driver these are 1 MiB raw disks of
+    zeros; where kumo registered its bootable ``kumo-tiny`` (QEMU), ``kumo-tiny-alt`` is a copy of it.
     """
     made = []
     for name in ("kumo-tiny", "kumo-tiny-alt"):
         if _find_id(cloud, f"{image_url}/v2/images?name={name}", "images", name):
             continue
-        body = {"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public"}
+        data, disk_format = bytes(SEED_IMAGE_BYTES), "raw"
+        tiny = _find_id(cloud, f"{image_url}/v2/images?name=kumo-tiny", "images", "kumo-tiny")
+        if name == "kumo-tiny-alt" and tiny and "kumo-tiny" not in made:
+            # kumo registered its bootable kumo-tiny (real QEMU guests): the alternative image boots
+            # too, or a rebuild onto it leaves a guest with no OS (that never releases a volume)
+            got = _image_data(cloud, image_url, tiny)
+            if got is not None:
+                data, disk_format = got
+        body = {"name": name, "disk_format": disk_format, "container_format": "bare", "visibility": "public"}
         created = http("POST", image_url + "/v2/images", token=cloud.token, body=body)
         image_id = ((created.json() or {}) if created.status == 201 else {}).get("id")
         if not image_id:
             raise ConfError(f"could not create test image {name}: {created.status} {created.body[:200]!r}")
         req = urllib.request.Request(
             f"{image_url}/v2/images/{image_id}/file",
-            data=bytes(SEED_IMAGE_BYTES),
+            data=data,
             method="PUT",
             headers={"X-Auth-Token": cloud.token, "Content-Type": "application/octet-stream"},
         )

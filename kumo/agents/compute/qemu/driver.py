@@ -38,6 +38,9 @@ log = logging.getLogger("kumo.agents.compute.qemu")
 GiB = 1024**3
 CONSOLE_CAP = 4 * 1024 * 1024  # the serial log is cut back to its last CONSOLE_KEEP bytes beyond this
 CONSOLE_KEEP = 1024 * 1024
+# A guest that never releases a hot-unplugged volume (no OS, no ACPI hotplug): the detach fails after
+# this long, as Nova's libvirt driver gives up after its detach attempts; the volume stays in-use.
+DETACH_GIVE_UP = 180.0
 STATUS_POWER = {
     "running": PowerState.RUNNING,
     "paused": PowerState.PAUSED,
@@ -102,6 +105,7 @@ class QemuDriver(VolumeChanges):
         self.stop_timeout = stop_timeout
         self.vnc = vnc
         self.spice_consoles = spice  # each VM also gets a SPICE display on 127.0.0.1 (spice-direct, 2.99)
+        self._detaching: dict[tuple[str, str], float] = {}  # (vm, volume) -> when the first device_del went
         self._inventory = dict(inventory) if inventory else _host_inventory(self.root)
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
@@ -498,7 +502,13 @@ class QemuDriver(VolumeChanges):
                             q.execute("device_del", {"id": dev})
                         if q.wait_event("DEVICE_DELETED", lambda e: e.get("data", {}).get("device") == dev,
                                         timeout=60.0) is None:
+                            since = self._detaching.setdefault((vm_id, volume_id), time.monotonic() - 60.0)
+                            if time.monotonic() - since >= DETACH_GIVE_UP:
+                                self._detaching.pop((vm_id, volume_id), None)
+                                raise PermanentError(f"Device detach failed for {volume_id}: the guest did not "
+                                                     f"release it within {DETACH_GIVE_UP:g} s")
                             raise TemporaryError(f"the guest has not released volume {volume_id} yet", delay=2.0)
+                    self._detaching.pop((vm_id, volume_id), None)
                     self.release_overlays(q, vm_id, volume_id)  # assisted snapshots' overlays over the node
                     nodes = {n.get("node-name") for n in q.execute("query-named-block-nodes")}
                     if node in nodes:  # its inline children (format, throttle's file) go with it
