@@ -251,6 +251,14 @@ class Proc:
         return self.popen.returncode
 
 
+def _alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -329,6 +337,29 @@ class Kumo:
             rc = self.proc.stop()
             log(f"kumo stopped (exit status {rc})")
             self.proc = None
+        self.stop_guests()
+
+    def stop_guests(self) -> None:
+        """QEMU guests outlive kumo by design (a restart re-adopts them): with the real drivers,
+        the guests Tempest did not delete (an interrupted run) are ended here, by the pid files in
+        this run's data dir, and their taps removed."""
+        for vm in sorted((self.data_dir / "compute" / "instances").glob("*/qemu.pid")):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(vm.read_text().strip())
+                if vm.parent.name.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue  # the pid was reused: not our guest
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(50):
+                    if not _alive(pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+                log(f"stopped QEMU guest {vm.parent.name} (pid {pid}) left by the run")
+            with contextlib.suppress(OSError, ValueError):
+                ports = json.loads((vm.parent / "spec.json").read_text()).get("ports", [])
+                for port_id, _net in ports:  # the QEMU driver's taps: ktap-<port id[:10]>
+                    subprocess.run(["ip", "link", "delete", f"ktap-{port_id[:10]}"], capture_output=True, check=False)
 
 
 # --------------------------------------------------------------------------- helpers
