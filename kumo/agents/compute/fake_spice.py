@@ -18,6 +18,8 @@ import struct
 import threading
 from typing import Any
 
+from kumo.agents.compute.fake_console import _recv_exact
+
 MAGIC = b"REDQ"
 MAJOR, MINOR = 2, 2
 PUBKEY_BYTES = 162  # a DER SubjectPublicKeyInfo of an RSA-1024 key
@@ -65,16 +67,6 @@ def ticket_ok(encrypted: bytes) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("peer closed")
-        buf += chunk
-    return buf
 
 
 def link_reply(error: int) -> bytes:
